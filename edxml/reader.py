@@ -1,0 +1,582 @@
+"""Read packages of every dialect, streaming, and refuse hostile input with a reason.
+
+One pass over the bytes does everything: the hardened parser (`edxml.xmlsafe`) feeds events to
+this module's handler, which builds the small header tree, decodes each attachment's base64
+straight into a file, and forwards the same events to the signature digester. What the signature
+covers is therefore exactly what was read: there is no second parse a wrapping attack could
+steer elsewhere.
+
+Tolerance (edxml.md §9): elements are matched by namespace URI and local name, never by prefix,
+in any order; `Signature` may be in the XMLDSig or the edXML namespace, or be
+`DigitalSignature`, or be missing; `cid:` is stripped from ContentIds on both sides; ZIP-wrapped
+attachments are unwrapped to the file inside; composite and UUID DocumentIds are both kept.
+
+A bad attachment does not hide the header: it is reported on its own (`AttachmentReport.error`)
+and the rest of the package is still returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from edxml import mime, text, values
+from edxml.errors import AttachmentError, EdxmlError
+from edxml.model import (NS, XMLDSIG_NS, Attachment, DocumentPackage, Kind, MessageHeader,
+                         StatusCode, StatusHeader, StatusPackage, TraceHeaderList, xml_fields)
+from edxml.xmlsafe import Limits, SafeParser
+
+REASONS = {
+    "edxml.structure.root": "the root element is not edXML in the QCVN 102 namespace",
+    "edxml.structure.missing": "a mandatory element is missing or empty",
+    "edxml.structure.kind": "the package is neither a document nor a status package",
+    "edxml.structure.duplicate": "an element that may appear once appears more than once",
+    "edxml.structure.too_large": "the header, an attachment or the package exceeds its size limit",
+    "edxml.structure.too_many": "more attachments or elements than allowed",
+    "edxml.value.int": "a number element does not hold an integer",
+    "edxml.value.date": "a date element does not hold yyyy/MM/dd",
+    "edxml.value.timestamp": "a timestamp element does not hold yyyy/MM/dd HH:mm:ss",
+    "edxml.status.unknown_code": "StatusCode is not one of 01-06, 13, 15, 16",
+    "edxml.attachment.base64": "an attachment's content is not valid base64",
+    "edxml.attachment.truncated": "an attachment's base64 or ZIP ends early",
+    "edxml.attachment.duplicate_id": "two attachments share a ContentId",
+    "edxml.attachment.missing": "the manifest names an attachment the package does not carry",
+    "edxml.attachment.too_large": "an attachment is larger than the configured limit",
+    "edxml.attachment.zip_bomb": "a ZIP-wrapped attachment expands beyond the limits",
+}
+
+_WS = re.compile(rb"[ \t\r\n]+")
+_B64_OK = re.compile(rb"^[A-Za-z0-9+/=]*$")
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds on what a package may make the reader do. Defaults suit real traffic."""
+
+    max_header_bytes: int = 4 * 1024 * 1024           # all text outside attachment content
+    max_attachment_bytes: int = 2 * 1024 ** 3         # one decoded attachment
+    max_package_bytes: int = 4 * 1024 ** 3            # the whole input
+    max_attachments: int = 1000
+    max_zip_ratio: int = 200                          # uncompressed / compressed, zip bomb guard
+    parser: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class Warning:
+    """Something tolerated: an odd identifier, an unknown element, a lenient date."""
+
+    code: str
+    message: str
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class AttachmentReport:
+    """One attachment as read: the decoded file, what it really is, or why it is unusable."""
+
+    attachment: Attachment
+    detected_type: str | None = None     # sniffed from the bytes
+    unwrapped_from_zip: bool = False
+    zip_member_name: str | None = None   # as recorded in the ZIP; never used as a path
+    error: EdxmlError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    package: DocumentPackage | StatusPackage
+    attachments: tuple[AttachmentReport, ...]
+    warnings: tuple[Warning, ...]
+    signature: Any                        # edxml.signature.CapturedSignature (or None)
+    size: int
+    sha256: str
+
+    @property
+    def kind(self) -> str:
+        """`edoc` or `status`, the axis's messagetype for this package."""
+        return "status" if isinstance(self.package, StatusPackage) else "edoc"
+
+
+class _Node:
+    __slots__ = ("uri", "local", "children", "parts")
+
+    def __init__(self, uri: str, local: str) -> None:
+        self.uri = uri
+        self.local = local
+        self.children: list[_Node] = []
+        self.parts: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def find_all(self, local: str) -> list[_Node]:
+        return [c for c in self.children if c.local == local and c.uri in (NS, "")]
+
+
+class _Base64Sink:
+    """Decodes base64 text as it arrives into a file, hashing the decoded bytes."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self.path = path
+        self.file: BinaryIO = open(path, "wb")
+        self.pending = b""
+        self.size = 0
+        self.limit = limit
+        self.digest = hashlib.sha256()
+        self.error: EdxmlError | None = None
+
+    def feed(self, data: str) -> None:
+        if self.error is not None:
+            return
+        raw = data.encode("ascii", "replace")
+        if b" " in raw or b"\n" in raw or b"\r" in raw or b"\t" in raw:
+            raw = _WS.sub(b"", raw)
+        buf = self.pending + raw
+        cut = len(buf) - len(buf) % 4
+        self.pending = buf[cut:]
+        if cut:
+            self._decode(buf[:cut])
+
+    def _decode(self, chunk: bytes) -> None:
+        try:
+            # Padding may only close the whole text; inside a chunk it means garbage.
+            if b"=" in chunk[:-2] or not _B64_OK.match(chunk):
+                raise binascii.Error("invalid character")
+            decoded = base64.b64decode(chunk, validate=True)
+        except (binascii.Error, ValueError):
+            self._fail("edxml.attachment.base64", "content is not valid base64")
+            return
+        self.size += len(decoded)
+        if self.size > self.limit:
+            self._fail("edxml.attachment.too_large",
+                       f"larger than the {self.limit}-byte limit")
+            return
+        self.digest.update(decoded)
+        self.file.write(decoded)
+
+    def _fail(self, reason: str, message: str) -> None:
+        self.error = AttachmentError(reason, message)
+        self.file.close()
+        self.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self.error is None and self.pending:
+            self._fail("edxml.attachment.truncated",
+                       f"base64 ends with {len(self.pending)} stray characters (cut short?)")
+        if self.error is None:
+            self.file.close()
+
+
+class _Handler:
+    """Receives parser events; builds the header tree and streams attachments to files."""
+
+    def __init__(self, out_dir: Path, limits: ReadLimits, digester: Any) -> None:
+        self.out_dir = out_dir
+        self.limits = limits
+        self.digester = digester
+        self.stack: list[_Node | None] = []
+        self.root: _Node | None = None
+        self.header_bytes = 0
+        self.attachment_nodes: list[tuple[_Node, _Base64Sink | None]] = []
+        self.sink: _Base64Sink | None = None
+        self.current_attachment: _Node | None = None
+
+    # The element path decides what a node is: attachment content is the only text that is not
+    # kept in memory.
+    def start(self, uri: str | None, local: str, prefix: str | None, attrs: list, offset: int) -> None:
+        if self.digester is not None:
+            self.digester.start(uri, local, prefix, attrs, offset)
+        depth = len(self.stack)
+        if depth == 0:
+            if local != "edXML" or uri != NS:
+                raise EdxmlError("edxml.structure.root",
+                                 f"root element is {{{uri}}}{local}, expected {{{NS}}}edXML")
+            self.root = node = _Node(uri, local)
+            self.stack.append(node)
+            return
+        parent = self.stack[-1]
+        if parent is None:  # inside attachment content: no elements belong there
+            self.stack.append(None)
+            return
+        node = _Node(uri, local)
+        parent.children.append(node)
+        self.stack.append(node)
+        if local == "Attachment" and parent.local == "AttachmentEncoded" and depth == 2:
+            if len(self.attachment_nodes) >= self.limits.max_attachments:
+                raise EdxmlError("edxml.structure.too_many",
+                                 f"more than {self.limits.max_attachments} attachments")
+            self.current_attachment = node
+            self.attachment_nodes.append((node, None))
+        elif local == "ContentTransferEncoded" and parent is self.current_attachment:
+            if self.sink is not None or self.attachment_nodes[-1][1] is not None:
+                raise EdxmlError("edxml.structure.duplicate",
+                                 "an Attachment has two ContentTransferEncoded elements")
+            index = len(self.attachment_nodes)
+            self.sink = _Base64Sink(self.out_dir / f"attachment-{index:04d}.bin",
+                                    self.limits.max_attachment_bytes)
+            self.attachment_nodes[-1] = (self.current_attachment, self.sink)
+
+    def end(self, uri: str | None, local: str, prefix: str | None, offset: int) -> None:
+        if self.digester is not None:
+            self.digester.end(uri, local, prefix, offset)
+        node = self.stack.pop()
+        if node is not None and self.sink is not None and node.local == "ContentTransferEncoded":
+            self.sink.close()
+            self.sink = None
+        elif node is self.current_attachment:
+            self.current_attachment = None
+
+    def text(self, data: str) -> None:
+        if self.digester is not None:
+            self.digester.text(data)
+        if self.sink is not None and self.stack and self.stack[-1] is not None \
+                and self.stack[-1].local == "ContentTransferEncoded":
+            self.sink.feed(data)
+            return
+        if not self.stack or self.stack[-1] is None:
+            return
+        self.header_bytes += len(data)
+        if self.header_bytes > self.limits.max_header_bytes:
+            raise EdxmlError("edxml.structure.too_large",
+                             f"more than {self.limits.max_header_bytes} bytes of header text")
+        self.stack[-1].parts.append(data)
+
+    def pi(self, target: str, data: str) -> None:
+        if self.digester is not None:
+            self.digester.pi(target, data)
+
+
+# --- tree → model -----------------------------------------------------------------------------
+
+class _Builder:
+    def __init__(self) -> None:
+        self.warnings: list[Warning] = []
+
+    def warn(self, code: str, message: str, where: str | None = None) -> None:
+        if len(self.warnings) < 200:
+            self.warnings.append(Warning(code, message, where))
+
+    def value(self, kind: Kind, raw: str, where: str, required: bool) -> Any:
+        if kind is Kind.TEXT:
+            return text.normalize_text(raw, where)
+        stripped = raw.strip()
+        if not stripped:
+            return None
+        if kind is Kind.STATUS:
+            try:
+                return StatusCode(stripped)
+            except ValueError:
+                raise EdxmlError("edxml.status.unknown_code",
+                                 f"StatusCode {stripped[:20]!r} is not one of 01-06, 13, 15, 16",
+                                 where=where) from None
+        try:
+            if kind is Kind.INT:
+                try:
+                    return int(stripped)
+                except ValueError:
+                    raise EdxmlError("edxml.value.int", f"{stripped[:40]!r} is not an integer") \
+                        from None
+            if kind is Kind.BOOL:
+                return values.parse_bool(stripped)
+            parse = values.parse_date_lenient if kind is Kind.DATE else \
+                values.parse_timestamp_lenient
+            parsed = parse(stripped)
+            if parsed.warning:
+                self.warn(f"edxml.value.{kind.value}", parsed.warning, where)
+            return parsed.value
+        except EdxmlError as exc:
+            if required:
+                raise EdxmlError(exc.reason, exc.message, where=where) from None
+            self.warn(exc.reason, f"ignored: {exc.message}", where)
+            return None
+
+    def node(self, cls: type, node: _Node, where: str) -> Any:
+        kwargs: dict[str, Any] = {}
+        known: set[str] = set()
+        for attr, xf in xml_fields(cls):
+            known.add(xf.name)
+            found = node.find_all(xf.name)
+            path = f"{where}/{xf.name}"
+            if not found:
+                continue
+            if xf.kind is Kind.REPEAT:
+                kwargs[attr] = tuple(self.node(xf.node, n, f"{path}[{i}]")  # type: ignore[arg-type]
+                                     for i, n in enumerate(found, 1))
+                continue
+            if len(found) > 1:
+                self.warn("edxml.structure.duplicate",
+                          f"{xf.name} appears {len(found)} times; the first is used", path)
+            child = found[0]
+            if xf.kind is Kind.NODE:
+                kwargs[attr] = self.node(xf.node, child, path)  # type: ignore[arg-type]
+            elif xf.kind is Kind.LIST:
+                items = child.find_all(xf.item)  # type: ignore[arg-type]
+                if xf.item_kind is Kind.NODE:
+                    kwargs[attr] = tuple(self.node(xf.node, n, f"{path}/{xf.item}[{i}]")  # type: ignore[arg-type]
+                                         for i, n in enumerate(items, 1))
+                else:
+                    kwargs[attr] = tuple(self.value(Kind.TEXT, n.text, f"{path}/{xf.item}[{i}]",
+                                                    False) for i, n in enumerate(items, 1))
+            else:
+                value = self.value(xf.kind, child.text, path, xf.required)
+                if xf.name == "OrganId" and isinstance(value, str):
+                    value = self.organ_id(value, path)
+                if value is not None:
+                    kwargs[attr] = value
+        for child in node.children:
+            if child.local not in known and child.uri in (NS, ""):
+                self.warn("edxml.structure.unknown_element",
+                          f"unknown element {child.local} ignored", f"{where}/{child.local}")
+        return cls(**kwargs)
+
+    def organ_id(self, value: str, where: str) -> str:
+        value = value.strip()
+        organ = values.OrganId.parse(value, strict=False)
+        if organ.warning:
+            self.warn("edxml.value.organ_id", organ.warning, where)
+        return str(organ)
+
+
+def _require(condition: bool, what: str, where: str) -> None:
+    if not condition:
+        raise EdxmlError("edxml.structure.missing", f"{what} is missing or empty", where=where)
+
+
+def _header(root: _Node) -> _Node:
+    envelopes = root.find_all("edXMLEnvelope")
+    _require(bool(envelopes), "edXMLEnvelope", "edXML")
+    headers = envelopes[0].find_all("edXMLHeader")
+    _require(bool(headers), "edXMLHeader", "edXMLEnvelope")
+    messages = headers[0].find_all("MessageHeader")
+    _require(bool(messages), "MessageHeader", "edXMLHeader")
+    return messages[0]
+
+
+def _build_status(b: _Builder, message: _Node) -> StatusPackage:
+    header = b.node(StatusHeader, message, "MessageHeader")
+    _require(bool(message.find_all("StatusCode")), "StatusCode", "MessageHeader")
+    _require(bool(header.from_.organ_id), "From/OrganId", "MessageHeader/From")
+    rf = header.response_for
+    _require(bool(rf.organ_id), "ResponseFor/OrganId", "MessageHeader/ResponseFor")
+    _require(bool(rf.document_id or rf.code), "ResponseFor/DocumentId or Code",
+             "MessageHeader/ResponseFor")
+    return StatusPackage(header)
+
+
+def _build_document(b: _Builder, root: _Node, message: _Node,
+                    attachments: tuple[Attachment, ...]) -> DocumentPackage:
+    header: MessageHeader = b.node(MessageHeader, message, "MessageHeader")
+    _require(bool(header.from_.organ_id), "From/OrganId", "MessageHeader/From")
+    _require(bool(header.to), "To", "MessageHeader")
+    _require(all(t.organ_id for t in header.to), "To/OrganId", "MessageHeader/To")
+    _require(bool(header.subject.strip()), "Subject", "MessageHeader")
+    trace_nodes = root.find_all("edXMLEnvelope")[0].find_all("edXMLHeader")[0] \
+        .find_all("TraceHeaderList")
+    trace = (b.node(TraceHeaderList, trace_nodes[0], "TraceHeaderList") if trace_nodes
+             else TraceHeaderList())
+    return DocumentPackage(header, trace, attachments)
+
+
+def _manifest(root: _Node, b: _Builder) -> list[dict[str, str | None]]:
+    entries = []
+    for body in root.find_all("edXMLEnvelope")[0].find_all("edXMLBody"):
+        for manifest in body.find_all("edXMLManifest"):
+            for i, ref in enumerate(manifest.find_all("Reference"), 1):
+                entry = {name: (ref.find_all(name)[0].text.strip() if ref.find_all(name) else None)
+                         for name in ("ContentId", "ContentType", "Description", "AttachmentName")}
+                entries.append(entry)
+    return entries
+
+
+def _unwrap_zip(path: Path, limits: ReadLimits) -> tuple[Path, str] | None:
+    """If the file is a ZIP wrapping exactly one file (the Java library's habit), unpack it.
+
+    The member's name is recorded, never used as a path. Expansion is bounded by size and ratio.
+    """
+    with open(path, "rb") as f:
+        if f.read(4) != mime.ZIP_MAGIC:
+            return None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if mime.container_type(zf) is not None:
+                return None  # a .docx/.odt is a ZIP by nature, not a wrapper
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                return None
+            member = members[0]
+            packed = max(path.stat().st_size, 1)
+            cap = min(limits.max_attachment_bytes, packed * limits.max_zip_ratio)
+            if member.file_size > cap:
+                raise AttachmentError("edxml.attachment.zip_bomb",
+                                      f"ZIP member declares {member.file_size} bytes "
+                                      f"from {packed} packed (limit {cap})")
+            out = path.with_name(path.name + ".unzipped")
+            total = 0
+            with zf.open(member) as src, open(out, "wb") as dst:
+                while chunk := src.read(1024 * 1024):
+                    total += len(chunk)
+                    if total > cap:
+                        dst.close()
+                        out.unlink(missing_ok=True)
+                        raise AttachmentError("edxml.attachment.zip_bomb",
+                                              f"ZIP member expands beyond {cap} bytes")
+                    dst.write(chunk)
+            return out, member.filename
+    except AttachmentError:
+        raise
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError,
+            RuntimeError, ValueError, OSError) as exc:
+        raise AttachmentError("edxml.attachment.truncated",
+                              f"attachment is a damaged ZIP: {exc}") from None
+
+
+def _file_digest(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _attachments(handler: _Handler, b: _Builder, root: _Node,
+                 limits: ReadLimits) -> tuple[AttachmentReport, ...]:
+    manifest = {(e["ContentId"] or "").removeprefix("cid:"): e for e in _manifest(root, b)}
+    reports: list[AttachmentReport] = []
+    seen: set[str] = set()
+    for i, (node, sink) in enumerate(handler.attachment_nodes, 1):
+        where = f"AttachmentEncoded/Attachment[{i}]"
+
+        def child(name: str) -> str | None:
+            found = node.find_all(name)
+            return found[0].text.strip() if found else None
+
+        cid = (child("ContentId") or "").removeprefix("cid:").strip()
+        entry = manifest.get(cid, {})
+        name = child("AttachmentName") or entry.get("AttachmentName") or f"attachment-{i}"
+        att = Attachment(
+            content_id=cid,
+            attachment_name=text.normalize_text(name, f"{where}/AttachmentName"),
+            content_type=child("ContentType") or entry.get("ContentType")
+            or "application/octet-stream",
+            description=child("Description") or entry.get("Description"),
+        )
+        error: EdxmlError | None = None
+        if not cid:
+            b.warn("edxml.attachment.no_id", "attachment has no ContentId", where)
+        elif cid in seen:
+            error = AttachmentError("edxml.attachment.duplicate_id",
+                                    f"ContentId {cid!r} is used by an earlier attachment",
+                                    where=where)
+        elif cid not in manifest:
+            b.warn("edxml.attachment.unlisted", f"ContentId {cid!r} is not in the manifest", where)
+        seen.add(cid)
+        if sink is None and error is None:
+            error = AttachmentError("edxml.attachment.missing",
+                                    "Attachment has no ContentTransferEncoded", where=where)
+        if sink is not None and sink.error is not None and error is None:
+            error = AttachmentError(sink.error.reason, sink.error.message, where=where)
+        if error is not None:
+            if sink is not None:
+                sink.path.unlink(missing_ok=True)
+            reports.append(AttachmentReport(att, error=error))
+            continue
+        assert sink is not None
+        path, size, sha = sink.path, sink.size, sink.digest.hexdigest()
+        member = None
+        try:
+            unwrapped = _unwrap_zip(path, limits)
+        except AttachmentError as exc:
+            path.unlink(missing_ok=True)
+            reports.append(AttachmentReport(att, error=AttachmentError(exc.reason, exc.message,
+                                                                       where=where)))
+            continue
+        if unwrapped is not None:
+            path.unlink()
+            path, member = unwrapped
+            size, sha = _file_digest(path)
+        with open(path, "rb") as f:
+            detected = mime.sniff_file(f)
+        reports.append(AttachmentReport(replace(att, path=path, size=size, sha256=sha),
+                                        detected_type=detected,
+                                        unwrapped_from_zip=unwrapped is not None,
+                                        zip_member_name=member))
+    for cid in manifest:
+        if cid not in seen:
+            b.warn("edxml.attachment.missing",
+                   f"manifest lists {cid!r} but no attachment carries it", "edXMLManifest")
+    return tuple(reports)
+
+
+def read_package(source: str | os.PathLike[str] | BinaryIO, attachments_dir: str | os.PathLike[str],
+                 *, limits: ReadLimits | None = None, digester: Any = None) -> ReadResult:
+    """Read a package from a path or binary stream; attachments are decoded into `attachments_dir`.
+
+    `digester` receives the same parser events (the signature check uses it; see
+    `edxml.signature`). Raises EdxmlError when the package as a whole cannot be read; problems of
+    single attachments are in the result's reports.
+    """
+    limits = limits or ReadLimits()
+    out_dir = Path(attachments_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handler = _Handler(out_dir, limits, digester)
+    parser = SafeParser(handler, limits.parser)
+    digest = hashlib.sha256()
+    size = 0
+    own = not hasattr(source, "read")
+    stream: BinaryIO = open(source, "rb") if own else source  # type: ignore[arg-type, assignment]
+    try:
+        while chunk := stream.read(256 * 1024):
+            size += len(chunk)
+            if size > limits.max_package_bytes:
+                raise EdxmlError("edxml.structure.too_large",
+                                 f"package is larger than {limits.max_package_bytes} bytes")
+            digest.update(chunk)
+            parser.feed(chunk)
+        parser.close()
+    except BaseException:
+        for _, sink in handler.attachment_nodes:
+            if sink is not None:
+                sink.file.close()
+                sink.path.unlink(missing_ok=True)
+        raise
+    finally:
+        if own:
+            stream.close()
+    root = handler.root
+    assert root is not None
+    b = _Builder()
+    message = _header(root)
+    is_status = bool(message.find_all("StatusCode")) or bool(message.find_all("ResponseFor")) \
+        and not message.find_all("To")
+    if is_status:
+        package: DocumentPackage | StatusPackage = _build_status(b, message)
+        reports: tuple[AttachmentReport, ...] = ()
+    else:
+        reports = _attachments(handler, b, root, limits)
+        package = _build_document(b, root, message, tuple(r.attachment for r in reports))
+    signature = digester.result() if digester is not None else None
+    return ReadResult(package, reports, tuple(b.warnings), signature, size, digest.hexdigest())
+
+
+def read_package_bytes(data: bytes, attachments_dir: str | os.PathLike[str] | None = None,
+                       **kwargs: Any) -> ReadResult:
+    """Read a package held in memory (tests, small status packages)."""
+    import io
+
+    if attachments_dir is None:
+        attachments_dir = tempfile.mkdtemp(prefix="edxml-read-")
+    return read_package(io.BytesIO(data), attachments_dir, **kwargs)
