@@ -10,7 +10,7 @@ import pytest
 
 from connectors.cloudevents import CloudEvent, EnvelopeError, KafkaRecord
 from connectors.kafka import EventConsumer, EventProducer, KafkaConnectorError, KafkaSettings, \
-    TopicPartition, TopicSpec, ensure_topics, read_topic
+    TopicPartition, TopicSpec, delete_topics, ensure_topics, read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -216,7 +216,6 @@ async def test_ensure_topics_creates_once_then_reports_existing(
         assert caught.value.reason == "kafka.topic"
         assert "cleanup.policy=compact" in caught.value.message
     finally:
-        from connectors.kafka import delete_topics
         await delete_topics(kafka_settings, [name])
 
 
