@@ -32,7 +32,7 @@ from edxml import mime, text, values
 from edxml.errors import AttachmentError, EdxmlError
 from edxml.model import (NS, XMLDSIG_NS, Attachment, DocumentPackage, Kind, MessageHeader,
                          StatusCode, StatusHeader, StatusPackage, TraceHeaderList, xml_fields)
-from edxml.xmlsafe import Limits, SafeParser
+from edxml.xmlsafe import FanOut, Limits, SafeParser
 
 REASONS = {
     "edxml.structure.root": "the root element is not edXML in the QCVN 102 namespace",
@@ -182,10 +182,11 @@ class _Base64Sink:
 class _Handler:
     """Receives parser events; builds the header tree and streams attachments to files."""
 
-    def __init__(self, out_dir: Path, limits: ReadLimits, digester: Any) -> None:
+    # Elements inside attachment content would be a wrapping trick; they are walked but ignored.
+
+    def __init__(self, out_dir: Path, limits: ReadLimits) -> None:
         self.out_dir = out_dir
         self.limits = limits
-        self.digester = digester
         self.stack: list[_Node | None] = []
         self.root: _Node | None = None
         self.header_bytes = 0
@@ -196,8 +197,6 @@ class _Handler:
     # The element path decides what a node is: attachment content is the only text that is not
     # kept in memory.
     def start(self, uri: str | None, local: str, prefix: str | None, attrs: list, offset: int) -> None:
-        if self.digester is not None:
-            self.digester.start(uri, local, prefix, attrs, offset)
         depth = len(self.stack)
         if depth == 0:
             if local != "edXML" or uri != NS:
@@ -229,8 +228,6 @@ class _Handler:
             self.attachment_nodes[-1] = (self.current_attachment, self.sink)
 
     def end(self, uri: str | None, local: str, prefix: str | None, offset: int) -> None:
-        if self.digester is not None:
-            self.digester.end(uri, local, prefix, offset)
         node = self.stack.pop()
         if node is not None and self.sink is not None and node.local == "ContentTransferEncoded":
             self.sink.close()
@@ -239,8 +236,6 @@ class _Handler:
             self.current_attachment = None
 
     def text(self, data: str) -> None:
-        if self.digester is not None:
-            self.digester.text(data)
         if self.sink is not None and self.stack and self.stack[-1] is not None \
                 and self.stack[-1].local == "ContentTransferEncoded":
             self.sink.feed(data)
@@ -254,8 +249,7 @@ class _Handler:
         self.stack[-1].parts.append(data)
 
     def pi(self, target: str, data: str) -> None:
-        if self.digester is not None:
-            self.digester.pi(target, data)
+        pass
 
 
 # --- tree → model -----------------------------------------------------------------------------
@@ -532,8 +526,8 @@ def read_package(source: str | os.PathLike[str] | BinaryIO, attachments_dir: str
     limits = limits or ReadLimits()
     out_dir = Path(attachments_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    handler = _Handler(out_dir, limits, digester)
-    parser = SafeParser(handler, limits.parser)
+    handler = _Handler(out_dir, limits)
+    parser = SafeParser(handler if digester is None else FanOut(handler, digester), limits.parser)
     digest = hashlib.sha256()
     size = 0
     own = not hasattr(source, "read")

@@ -262,6 +262,11 @@ def write_document(pkg: DocumentPackage, out: BinaryIO, *,
 
 def write_status(pkg: StatusPackage, out: BinaryIO, *, signature_slot: bool = False) -> WrittenPackage:
     """Write a status package (a receipt) to a binary stream."""
+    rf = pkg.message_header.response_for
+    if not (rf.document_id or rf.code):
+        # A receipt names its document by sender + DocumentId (or số/ký hiệu), never by axis id.
+        raise EdxmlError("edxml.model.missing", "ResponseFor needs DocumentId or Code",
+                         where="MessageHeader/ResponseFor")
     head: list[str] = [_HEAD]
     _emit_node(head, pkg.message_header, "        ", "MessageHeader", "MessageHeader")
     head.append("      </edXML:MessageHeader>\n")

@@ -43,9 +43,9 @@ def _signature_dict(verdict: Any) -> dict[str, Any] | None:
            "signature_method": verdict.signature_method, "digest_method": verdict.digest_method}
     if verdict.signer is not None:
         s = verdict.signer
-        out["signer"] = {"subject": s.subject, "issuer": s.issuer, "serial": s.serial,
-                         "not_before": str(s.not_before), "not_after": str(s.not_after),
-                         "sha256": s.sha256}
+        out["signer"] = {"subject": s.subject, "issuer": s.issuer, "serial": s.serial_hex,
+                         "not_before": s.not_before.isoformat(),
+                         "not_after": s.not_after.isoformat(), "sha256": s.sha256_fingerprint}
     return out
 
 
@@ -54,9 +54,12 @@ def _read(path: Path, work: Path, trust: Any) -> tuple[Any, Any]:
     from edxml.reader import read_package
     from edxml.signature import DocumentDigester, verify_signature
 
+    from edxml.trust import TrustStore
+
     digester = DocumentDigester()
     result = read_package(path, work, digester=digester)
-    verdict = verify_signature(result.signature, trust=trust)
+    # Without a trust store a real signature is still checked, and reported as untrusted.
+    verdict = verify_signature(result.signature, trust if trust is not None else TrustStore(()))
     return result, verdict
 
 
