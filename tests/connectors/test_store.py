@@ -1,0 +1,267 @@
+"""The file store: content-addressed writes, the reference gate, and file-system failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import signal
+import stat
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from connectors.store import AttachmentStore, FileStore, StoreError, StoredRef
+
+
+@dataclass(frozen=True)
+class Ref:
+    uri: str
+    sha256: str
+    size: int
+
+
+def ref_for(path: Path, data: bytes | None = None) -> Ref:
+    data = path.read_bytes() if data is None else data
+    return Ref(path.as_uri(), hashlib.sha256(data).hexdigest(), len(data))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileStore:
+    root = tmp_path / "store"
+    root.mkdir()
+    return FileStore(root)
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def in_child(fn: Callable[[], object], *, uid: int | None = None) -> dict[str, object]:
+    """Run `fn` in a forked child (optionally as another user) and return what it reported."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report a StoreError's reason, or what else happened, then exit
+        os.close(read_fd)
+        try:
+            if uid is not None:
+                os.setgid(uid)
+                os.setuid(uid)
+            result: dict[str, object] = {"ok": True, "value": repr(fn())}
+        except StoreError as exc:
+            result = {"ok": False, "reason": exc.reason, "transient": exc.transient,
+                      "message": exc.message}
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            result = {"ok": False, "reason": type(exc).__name__, "message": str(exc)}
+        os.write(write_fd, json.dumps(result).encode())
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as fh:
+        data = fh.read()
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+# -- writing --------------------------------------------------------------------------------
+
+def test_put_stores_by_sha256_and_resolves_back(store: FileStore, tmp_path: Path) -> None:
+    data = b"%PDF-1.7 quyet dinh\n" * 1000
+    src = write(tmp_path / "in" / "qd.pdf", data)
+    ref = store.put(src, "qd.pdf")
+    digest = hashlib.sha256(data).hexdigest()
+    assert (ref.sha256, ref.size) == (digest, len(data))
+    assert ref.path == store.root / "objects" / digest[:2] / digest
+    assert ref.uri.startswith("file:///") and ref.path.read_bytes() == data
+    assert store.resolve(ref) == ref.path
+    assert src.exists(), "put copies unless asked to move"
+
+
+def test_put_is_idempotent_and_leaves_no_temporary_files(store: FileStore, tmp_path: Path) -> None:
+    first = store.put(write(tmp_path / "a.bin", b"same bytes"), "a.bin")
+    second = store.put(write(tmp_path / "b.bin", b"same bytes"), "b.bin")
+    assert first == second
+    assert [p.name for p in (store.root / "objects").rglob("*") if p.is_file()] == [first.sha256]
+    assert list((store.root / "tmp").iterdir()) == []
+    assert stat.S_IMODE(first.path.stat().st_mode) == 0o444
+
+
+def test_put_with_move_renames_the_scratch_file(store: FileStore) -> None:
+    with store.scratch() as work:
+        src = write(work / "decoded.docx", b"PK\x03\x04 docx body")
+        ref = store.put(src, "decoded.docx", move=True)
+        assert not src.exists()
+    assert ref.path.read_bytes() == b"PK\x03\x04 docx body"
+    again_src = write(store.root / "tmp" / "again", b"PK\x03\x04 docx body")
+    assert store.put(again_src, move=True) == ref
+    assert not again_src.exists()
+
+
+def test_archive_keeps_packages_apart_from_attachments(store: FileStore, tmp_path: Path) -> None:
+    pkg = write(tmp_path / "out.edxml", b"<edXML>signed</edXML>")
+    ref = store.archive_package(pkg)
+    assert ref.path.parent.parent == store.root / "archive"
+    assert ref.path.name == hashlib.sha256(b"<edXML>signed</edXML>").hexdigest()
+    assert isinstance(store, AttachmentStore) and isinstance(ref, StoredRef)
+
+
+def test_scratch_is_on_the_store_file_system_and_removed_afterwards(store: FileStore) -> None:
+    with store.scratch() as work:
+        write(work / "x", b"x")
+        assert work.stat().st_dev == store.root.stat().st_dev
+        assert work.parent == store.root / "tmp"
+    assert not work.exists()
+
+
+def test_sweep_removes_only_old_leftovers(store: FileStore) -> None:
+    tmp = store.root / "tmp"
+    old = write(tmp / ".objects-crashed", b"partial")
+    write(tmp / "scratch-old" / "a", b"a")
+    fresh = write(tmp / ".objects-running", b"partial")
+    os.utime(old, (1_000, 1_000))
+    os.utime(tmp / "scratch-old", (1_000, 1_000))
+    now = fresh.stat().st_mtime + 10
+    assert store.sweep(3600, now=now) == 2
+    assert [p.name for p in tmp.iterdir()] == [fresh.name]
+
+
+# -- the reference gate ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("uri", [
+    "http://files.example/qd.pdf",
+    "s3://bucket/qd.pdf",
+    "file://fileserver/share/qd.pdf",
+    "file:relative/qd.pdf",
+    "file:///etc/passwd",
+    "file:///etc/passwd?x=1",
+])
+def test_references_outside_file_paths_in_the_roots_are_forbidden(store: FileStore,
+                                                                   uri: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        store.resolve(Ref(uri, "0" * 64, 1))
+    assert caught.value.reason == "store.forbidden" and not caught.value.transient
+
+
+def test_path_traversal_out_of_the_root_is_forbidden(store: FileStore, tmp_path: Path) -> None:
+    secret = write(tmp_path / "secret.txt", b"not yours")
+    uri = f"{store.root.as_uri()}/objects/../../secret.txt"
+    encoded = f"{store.root.as_uri()}/objects/%2E%2E/%2E%2E/secret.txt"
+    for candidate in (uri, encoded):
+        with pytest.raises(StoreError) as caught:
+            store.resolve(Ref(candidate, ref_for(secret).sha256, secret.stat().st_size))
+        assert caught.value.reason == "store.forbidden"
+
+
+def test_a_symlink_leading_out_of_the_root_is_forbidden(store: FileStore, tmp_path: Path) -> None:
+    outside = write(tmp_path / "outside.pdf", b"outside")
+    link = store.root / "objects" / "link.pdf"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    with pytest.raises(StoreError) as caught:
+        store.resolve(Ref(link.as_uri(), ref_for(outside).sha256, 7))
+    assert caught.value.reason == "store.forbidden"
+
+
+def test_files_in_an_allowed_root_resolve(tmp_path: Path) -> None:
+    share = tmp_path / "agency share"
+    src = write(share / "văn bản 1.pdf", b"agency file")
+    store = FileStore(tmp_path / "store", allowed_roots=[share])
+    ref = ref_for(src)
+    assert "%20" in ref.uri
+    assert store.resolve(ref) == src
+    with pytest.raises(StoreError) as caught:
+        FileStore(tmp_path / "store").resolve(ref)
+    assert caught.value.reason == "store.forbidden"
+
+
+def test_missing_files_directories_and_fifos_are_missing(store: FileStore) -> None:
+    (store.root / "dir").mkdir()
+    os.mkfifo(store.root / "fifo")
+    for name in ("absent.pdf", "dir", "fifo"):
+        with pytest.raises(StoreError) as caught:
+            store.resolve(Ref((store.root / name).as_uri(), "0" * 64, 0))
+        assert caught.value.reason == "store.missing", name
+
+
+def test_size_and_hash_must_match_the_event(store: FileStore) -> None:
+    path = write(store.root / "objects" / "x.pdf", b"original")
+    good = ref_for(path)
+    with pytest.raises(StoreError) as caught:
+        store.resolve(Ref(good.uri, good.sha256, good.size + 1))
+    assert caught.value.reason == "store.size_mismatch"
+    path.write_bytes(b"tampered")  # same length, other bytes
+    with pytest.raises(StoreError) as caught:
+        store.resolve(good)
+    assert caught.value.reason == "store.hash_mismatch"
+    assert good.sha256 in caught.value.message
+
+
+def test_uppercase_hash_in_the_event_is_accepted(store: FileStore) -> None:
+    path = write(store.root / "objects" / "y.pdf", b"payload")
+    ref = ref_for(path)
+    assert store.resolve(Ref(ref.uri, ref.sha256.upper(), ref.size)) == path
+
+
+# -- file-system failures --------------------------------------------------------------------
+
+def test_a_file_where_the_objects_directory_should_be_is_unavailable(store: FileStore,
+                                                                     tmp_path: Path) -> None:
+    write(store.root / "objects", b"not a directory")
+    with pytest.raises(StoreError) as caught:
+        store.put(write(tmp_path / "a.pdf", b"a"), "a.pdf")
+    assert caught.value.reason == "store.unavailable" and caught.value.transient
+    with pytest.raises(StoreError) as caught:
+        store.check()
+    assert caught.value.reason == "store.unavailable"
+
+
+def test_an_unmounted_store_root_fails_the_check(tmp_path: Path) -> None:
+    with pytest.raises(StoreError) as caught:
+        FileStore(tmp_path / "not-mounted").check()
+    assert caught.value.reason == "store.unavailable" and "mounted" in caught.value.message
+
+
+def test_a_read_only_store_directory_is_unavailable() -> None:
+    # root ignores permission bits, so the write is attempted by an unprivileged child process.
+    base = Path(tempfile.mkdtemp(prefix="edoc-store-ro-"))
+    try:
+        os.chmod(base, 0o755)
+        root = base / "store"
+        root.mkdir()
+        src = write(base / "a.pdf", b"attachment")
+        os.chmod(src, 0o644)
+        os.chmod(root, 0o555)
+        store = FileStore(root)
+        uid = 65534 if os.geteuid() == 0 else None
+        report = in_child(lambda: store.put(src, "a.pdf"), uid=uid)
+        assert report == {"ok": False, "reason": "store.unavailable", "transient": True,
+                          "message": report["message"]}
+        assert "Permission denied" in str(report["message"])
+        assert list(root.iterdir()) == []
+    finally:
+        os.chmod(base / "store", 0o755)
+        shutil.rmtree(base)
+
+
+def test_a_write_refused_by_the_kernel_midway_leaves_no_partial_object(store: FileStore,
+                                                                       tmp_path: Path) -> None:
+    # RLIMIT_FSIZE makes the kernel refuse writes past 64 KiB (EFBIG), like a full quota would.
+    src = write(tmp_path / "big.bin", os.urandom(256 * 1024))
+
+    def put_with_a_small_file_size_limit() -> object:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+        return store.put(src, "big.bin")
+
+    report = in_child(put_with_a_small_file_size_limit)
+    assert report["reason"] == "store.unavailable" and report["transient"] is True
+    assert "EFBIG" in str(report["message"])
+    assert not (store.root / "objects").exists() or not any(
+        p.is_file() for p in (store.root / "objects").rglob("*"))
+    assert list((store.root / "tmp").iterdir()) == []
