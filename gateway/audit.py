@@ -36,7 +36,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -542,60 +542,55 @@ def add_kafka_arguments(parser: argparse.ArgumentParser, *, topic_default: str,
                         topic_help: str) -> None:
     """--bootstrap / --config / --topic, the same for every Kafka-reading command."""
     parser.add_argument("--bootstrap", metavar="HOST:PORT[,...]",
-                        help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, "
-                             "then the --config file)")
+                        help="Kafka bootstrap servers (default: from --config, else "
+                             "KAFKA_BOOTSTRAP_SERVERS); security settings from KAFKA_*")
     parser.add_argument("--config", metavar="FILE", type=Path,
                         help="the gateway's TOML configuration, for Kafka settings and topics")
     parser.add_argument("--topic", help=f"{topic_help} (default: from --config, "
                                         f"else {topic_default})")
 
 
-def _load_config(path: Path) -> Any:
+def _load_config(path: Path, env: Mapping[str, str]) -> Any:
     try:
-        from gateway import config as config_module  # written alongside; optional here
+        from gateway.config import load_config
     except ImportError:
-        raise CliUsageError("--config needs gateway.config, which this installation "
-                            "does not have; give --bootstrap and --topic") from None
-    load = getattr(config_module, "load_config", None)
-    if load is None:
-        raise CliUsageError("gateway.config has no load_config(); give --bootstrap and --topic")
+        raise CliUsageError("--config is not available in this installation; give "
+                            "--bootstrap and --topic") from None
     try:
-        return load(path)
+        return load_config(path, env)
     except GatewayError as exc:
         raise CliUsageError(f"configuration {path}: {exc.reason}: {exc.message}") from None
     except OSError as exc:
         raise CliUsageError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def settings_from_args(args: argparse.Namespace, *, client_id: str,
-                       topic_name: str, topic_default: str,
-                       env: dict[str, str] | None = None) -> tuple[KafkaSettings, str]:
-    """Kafka settings and topic: --bootstrap, else KAFKA_* variables, else --config.
+def kafka_target(args: argparse.Namespace, *, client_id: str,
+                 topics: Mapping[str, tuple[str | None, str]],
+                 env: Mapping[str, str] | None = None) -> tuple[KafkaSettings, dict[str, str]]:
+    """Kafka settings and topic names for a command.
 
-    `topic_name` is the attribute of the configuration's topics (`audit`, `deadletter`).
+    Settings: --bootstrap (with the KAFKA_* security variables), else the --config file, else
+    the KAFKA_* variables. `topics` maps a topic's name in the configuration's [topics] table
+    (`audit`, `deadletter`) to (the value given on the command line or None, the default).
     """
     env = dict(os.environ if env is None else env)
-    config = _load_config(args.config) if getattr(args, "config", None) else None
-    topic = args.topic
-    if topic is None and config is not None:
-        topics = getattr(config, "topics", None)
-        topic = getattr(topics, topic_name, None) if topics is not None else None
-    topic = topic or topic_default
+    config = _load_config(args.config, env) if getattr(args, "config", None) else None
+    names: dict[str, str] = {}
+    for name, (given, default) in topics.items():
+        configured = getattr(getattr(config, "topics", None), name, None)
+        names[name] = given or configured or default
     try:
         if args.bootstrap:
             env["KAFKA_BOOTSTRAP_SERVERS"] = args.bootstrap
-            return KafkaSettings.from_env(env, client_id=client_id), topic
+            return KafkaSettings.from_env(env, client_id=client_id), names
+        if config is not None:
+            return config.kafka.settings(), names
         if env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
-            return KafkaSettings.from_env(env, client_id=client_id), topic
+            return KafkaSettings.from_env(env, client_id=client_id), names
     except KafkaConnectorError as exc:
         raise CliUsageError(f"Kafka settings: {exc.message}") from None
-    if config is not None:
-        settings = getattr(config, "kafka", None)
-        if isinstance(settings, KafkaSettings):
-            return settings, topic
-        raise CliUsageError(f"{args.config} gives no Kafka settings; give --bootstrap")
-    raise CliUsageError("no Kafka bootstrap servers: give --bootstrap, set "
-                        "KAFKA_BOOTSTRAP_SERVERS or give --config")
+    raise CliUsageError("no Kafka bootstrap servers: give --bootstrap or --config, or set "
+                        "KAFKA_BOOTSTRAP_SERVERS")
 
 
 def _print_json(data: Any) -> None:
@@ -620,9 +615,9 @@ def _print_report(report: AuditReport, topic: str) -> None:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """`audit verify`: 0 intact, 1 broken, 2 bad options or Kafka unreadable."""
     try:
-        settings, topic = settings_from_args(args, client_id="edoc-gateway-audit",
-                                             topic_name="audit",
-                                             topic_default=DEFAULT_AUDIT_TOPIC)
+        settings, topics = kafka_target(args, client_id="edoc-gateway-audit",
+                                        topics={"audit": (args.topic, DEFAULT_AUDIT_TOPIC)})
+        topic = topics["audit"]
         report = asyncio.run(verify_topic(settings, topic))
     except CliUsageError as exc:
         print(f"edoc-gateway audit verify: {exc}", file=sys.stderr)
@@ -655,4 +650,5 @@ def register_cli(subparsers: Any) -> None:
 __all__ = ["AUDIT_EVENT_TYPE", "AuditEntry", "AuditError", "AuditLog", "AuditReport",
            "BREAK_KINDS", "BrokenLink", "ChainSummary", "DEFAULT_AUDIT_TOPIC", "FLOWS",
            "GENESIS", "OPTIONAL_FIELDS", "REASONS", "STEPS", "canonical_json", "format_time",
-           "producer_sender", "record_hash", "register_cli", "verify_records", "verify_topic"]
+           "kafka_target", "producer_sender", "record_hash", "register_cli", "verify_records",
+           "verify_topic"]

@@ -46,7 +46,7 @@ from connectors.cloudevents import CloudEvent, EnvelopeError, KafkaRecord
 from connectors.kafka import EventProducer, KafkaConnectorError, KafkaSettings, RecordPosition, \
     read_topic
 from gateway.audit import DEFAULT_AUDIT_TOPIC, EXIT_OK, EXIT_USAGE, FLOWS, AuditLog, \
-    CliUsageError, add_kafka_arguments, format_time, producer_sender, settings_from_args
+    CliUsageError, add_kafka_arguments, format_time, kafka_target, producer_sender
 from edxml.errors import GatewayError
 
 log = structlog.get_logger(__name__)
@@ -479,14 +479,16 @@ def _print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _dlq_settings(args: argparse.Namespace) -> tuple[KafkaSettings, str]:
-    return settings_from_args(args, client_id="edoc-gateway-dlq", topic_name="deadletter",
-                              topic_default=DEFAULT_DLQ_TOPIC)
+def _dlq_target(args: argparse.Namespace) -> tuple[KafkaSettings, dict[str, str]]:
+    return kafka_target(args, client_id="edoc-gateway-dlq", topics={
+        "deadletter": (args.topic, DEFAULT_DLQ_TOPIC),
+        "audit": (getattr(args, "audit_topic", None), DEFAULT_AUDIT_TOPIC)})
 
 
 def cmd_dlq_list(args: argparse.Namespace) -> int:
     try:
-        settings, topic = _dlq_settings(args)
+        settings, topics = _dlq_target(args)
+        topic = topics["deadletter"]
         index = asyncio.run(read_dead_letters(settings, topic))
     except CliUsageError as exc:
         print(f"edoc-gateway dlq list: {exc}", file=sys.stderr)
@@ -532,8 +534,9 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
         print("edoc-gateway dlq replay: --rate must be positive", file=sys.stderr)
         return EXIT_USAGE
     try:
-        settings, topic = _dlq_settings(args)
-        report = asyncio.run(_replay_with_audit(settings, topic, args.audit_topic, args))
+        settings, topics = _dlq_target(args)
+        topic = topics["deadletter"]
+        report = asyncio.run(_replay_with_audit(settings, topic, topics["audit"], args))
     except CliUsageError as exc:
         print(f"edoc-gateway dlq replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -577,8 +580,8 @@ def register_cli(subparsers: Any) -> None:
                                                       "replayed")
     p.add_argument("--rate", type=float, default=5.0, metavar="N",
                    help="records per second (default 5)")
-    p.add_argument("--audit-topic", default=DEFAULT_AUDIT_TOPIC,
-                   help=f"where the replays are audited (default {DEFAULT_AUDIT_TOPIC})")
+    p.add_argument("--audit-topic", help=f"where the replays are audited (default: from "
+                                         f"--config, else {DEFAULT_AUDIT_TOPIC})")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(func=cmd_dlq_replay)
 

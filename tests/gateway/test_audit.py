@@ -15,7 +15,7 @@ import pytest
 from connectors.cloudevents import CloudEvent, KafkaRecord
 from connectors.kafka import EventProducer, KafkaConnectorError, KafkaSettings, read_topic
 from gateway.audit import AUDIT_EVENT_TYPE, GENESIS, AuditEntry, AuditError, AuditLog, \
-    producer_sender, record_hash, register_cli, verify_records
+    kafka_target, producer_sender, record_hash, register_cli, verify_records
 
 SHA = "a" * 64
 
@@ -372,19 +372,22 @@ async def test_cli_exit_codes_intact_broken_and_usage(kafka_settings: KafkaSetti
     assert code == 2
     assert "bootstrap" in capsys.readouterr().err
 
+    _, code = await asyncio.to_thread(cli, ["audit", "verify", "--config",
+                                            "no-such-gateway.toml"])
+    assert code == 2
+    assert "no-such-gateway.toml" in capsys.readouterr().err
+
     _, code = await asyncio.to_thread(cli, ["audit", "verify", "--bootstrap", bootstrap,
                                             "--topic", intact + "-does-not-exist"])
     assert code == 2
     assert "kafka.topic" in capsys.readouterr().err
 
 
-def test_cli_takes_the_bootstrap_from_the_environment(monkeypatch) -> None:
-    from gateway.audit import settings_from_args
-
+def test_cli_takes_the_bootstrap_from_the_environment() -> None:
     parser = argparse.ArgumentParser()
     register_cli(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["audit", "verify"])
-    settings, topic = settings_from_args(args, client_id="t", topic_name="audit",
-                                         topic_default="edoc.audit",
-                                         env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092"})
-    assert (settings.bootstrap_servers, topic) == ("127.0.0.1:19092", "edoc.audit")
+    settings, topics = kafka_target(args, client_id="t",
+                                    topics={"audit": (args.topic, "edoc.audit")},
+                                    env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092"})
+    assert (settings.bootstrap_servers, topics) == ("127.0.0.1:19092", {"audit": "edoc.audit"})
