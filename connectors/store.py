@@ -5,8 +5,8 @@ the SHA-256 and the size. `FileStore` is the embedded store on a (shared) file s
 
     ROOT/objects/ab/abcdef…   attachments, content-addressed, written once, read-only
     ROOT/archive/ab/abcdef…   signed packages (in and out), kept verbatim for retention
-    ROOT/tmp/                 temporary files and scratch directories (same file system, so
-                              a finished file is published with one atomic rename)
+    ROOT/tmp/                 scratch space: temporary files and directories (same file
+                              system, so a finished file is published with one atomic rename)
 
 `resolve` is the gate for references that come from agencies: only `file://` URIs inside the
 store root or a configured allowed root are opened, and size and SHA-256 must match the event.
@@ -93,7 +93,9 @@ class AttachmentStore(Protocol):
 
     def archive_package(self, src: Path, *, move: bool = False) -> StoredRef: ...
 
-    def scratch(self) -> ContextManager[Path]: ...
+    def scratch(self) -> Path: ...
+
+    def workdir(self) -> ContextManager[Path]: ...
 
     def check(self) -> None: ...
 
@@ -268,10 +270,16 @@ class FileStore:
 
     # -- housekeeping ----------------------------------------------------------------------------
 
+    def scratch(self) -> Path:
+        """A directory on the store's file system for temporary work (create your own
+        temporary files or directories in it): `put(..., move=True)` from there is a rename.
+        Leftovers of a crash are removed by `sweep()`."""
+        return self._ensure_dir(self.root / _TMP)
+
     @contextlib.contextmanager
-    def scratch(self) -> Iterator[Path]:
-        """A private temporary directory on the store's file system, removed afterwards."""
-        tmp_dir = self._ensure_dir(self.root / _TMP)
+    def workdir(self) -> Iterator[Path]:
+        """A private temporary directory inside `scratch()`, removed afterwards."""
+        tmp_dir = self.scratch()
         try:
             work = Path(tempfile.mkdtemp(dir=tmp_dir, prefix="scratch-"))
         except OSError as exc:

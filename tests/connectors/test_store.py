@@ -93,7 +93,7 @@ def test_put_is_idempotent_and_leaves_no_temporary_files(store: FileStore, tmp_p
 
 
 def test_put_with_move_renames_the_scratch_file(store: FileStore) -> None:
-    with store.scratch() as work:
+    with store.workdir() as work:
         src = write(work / "decoded.docx", b"PK\x03\x04 docx body")
         ref = store.put(src, "decoded.docx", move=True)
         assert not src.exists()
@@ -111,11 +111,12 @@ def test_archive_keeps_packages_apart_from_attachments(store: FileStore, tmp_pat
     assert isinstance(store, AttachmentStore) and isinstance(ref, StoredRef)
 
 
-def test_scratch_is_on_the_store_file_system_and_removed_afterwards(store: FileStore) -> None:
-    with store.scratch() as work:
+def test_scratch_space_is_on_the_store_file_system(store: FileStore) -> None:
+    scratch = store.scratch()
+    assert scratch == store.root / "tmp" and scratch.stat().st_dev == store.root.stat().st_dev
+    with store.workdir() as work:
         write(work / "x", b"x")
-        assert work.stat().st_dev == store.root.stat().st_dev
-        assert work.parent == store.root / "tmp"
+        assert work.parent == scratch
     assert not work.exists()
 
 
