@@ -207,6 +207,11 @@ class GatewayMetrics:
         outcome = "ok" if reason is None else self.reason(reason)
         self.axis_request_seconds.labels(operation=operation, outcome=outcome).observe(seconds)
 
+    def inbound_poll(self, kind: str, reason: str | None = None) -> None:
+        """One poll of the axis's received list (`kind` edoc or status); None: it worked."""
+        outcome = "ok" if reason is None else self.reason(reason)
+        self.inbound_polls.labels(kind=kind, outcome=outcome).inc()
+
 
 def _create(spec: MetricSpec, registry: CollectorRegistry) -> Counter | Gauge | Histogram | Info:
     if spec.kind == "counter":
