@@ -45,9 +45,9 @@ import structlog
 from connectors.cloudevents import CloudEvent, EnvelopeError, KafkaRecord
 from connectors.kafka import EventProducer, KafkaConnectorError, KafkaSettings, RecordPosition, \
     read_topic
+from edxml.errors import GatewayError
 from gateway.audit import DEFAULT_AUDIT_TOPIC, EXIT_OK, EXIT_USAGE, FLOWS, AuditLog, \
     CliUsageError, add_kafka_arguments, format_time, kafka_target, producer_sender
-from edxml.errors import GatewayError
 
 log = structlog.get_logger(__name__)
 

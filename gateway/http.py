@@ -106,7 +106,7 @@ def make_app(registry: CollectorRegistry, health: HealthState) -> web.Applicatio
     return app
 
 
-@dataclass
+@dataclass(frozen=True)
 class HttpServer:
     """A running endpoint server; `port` is the bound port (useful with port 0)."""
 

@@ -246,11 +246,17 @@ def logs_to_stderr():
 
     import structlog
 
-    from gateway.logs import configure_logging
+    from gateway.logs import OWN_LOGGERS, configure_logging
 
+    root = logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in OWN_LOGGERS}
+    root_level = root.level
     handler = configure_logging("json", "info", sys.stderr)
     yield
-    logging.getLogger().removeHandler(handler)
+    root.removeHandler(handler)
+    root.setLevel(root_level)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
     structlog.reset_defaults()
 
 
