@@ -35,7 +35,7 @@ import os
 from collections.abc import Callable
 from typing import IO, Any
 
-from edxml.xmlsafe import FanOut, Limits, SafeParser  # noqa: F401  (FanOut re-exported for callers)
+from edxml.xmlsafe import Limits, SafeParser
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"

@@ -27,6 +27,7 @@ import binascii
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -71,6 +72,18 @@ _HEADER = (EDXML_NS, "edXMLHeader")
 _ENVELOPE = (EDXML_NS, "edXMLEnvelope")
 _SIGNATURE_NAMES = ("Signature", "DigitalSignature")
 _DS = "{%s}" % DSIG_NS
+
+_PARSERS = threading.local()  # lxml parsers serialize callers on a lock: one per thread
+
+
+def _lxml_parser() -> Any:
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, collect_ids=False,
+            remove_comments=False, remove_pis=False, remove_blank_text=False)
+    return parser
+
 
 REASONS: dict[str, str] = {
     "edxml.signature.wrapping": "the signature is placed or built in a way that could make it cover other content "
@@ -400,8 +413,6 @@ def _pieces(size: int, cuts: list[tuple[int, int]], insert_at: int) -> list[tupl
 # paths compute the same digest (tests/edxml/test_signature.py checks it on generated packages).
 
 _FAST_MAX = 8 * 1024 * 1024
-_FAST_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                               collect_ids=False, remove_comments=False, remove_pis=False)
 _XML_DECL = re.compile(rb"\A(?:\xef\xbb\xbf)?<\?xml[ \t\r\n][^>]*\?>")
 _DECL_ENCODING = re.compile(rb"""encoding[ \t\r\n]*=[ \t\r\n]*["']([^"']*)["']""")
 _HEADER_PATH = "{%s}edXMLEnvelope/{%s}edXMLHeader" % (EDXML_NS, EDXML_NS)
@@ -458,7 +469,7 @@ def _fast_plan(data: bytes) -> tuple[bytes, list[tuple[int, int]], int] | None:
     if _SPECIAL_MARKUP.search(data, body) is not None:
         return None
     try:
-        root = etree.fromstring(data, _FAST_PARSER)
+        root = etree.fromstring(data, _lxml_parser())
     except etree.XMLSyntaxError:
         return None
     headers = root.findall(_HEADER_PATH)
@@ -618,11 +629,8 @@ class CapturedSignature:
 
     @cached_property
     def element(self) -> Any:
-        return etree.fromstring(self.xml, _LXML_PARSER)
+        return etree.fromstring(self.xml, _lxml_parser())
 
-
-_LXML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=False,
-                               remove_blank_text=False, huge_tree=False)
 
 
 @dataclass(frozen=True)
