@@ -47,12 +47,20 @@ class XmlField:
     item_kind: Kind | None = None              # LIST: TEXT or NODE
     node: type | None = None                   # NODE/REPEAT/LIST of NODE: the model class
     required: bool = False
+    allowed: range | None = None               # INT: the values the standard allows
+
+
+_INT = range(-999_999_999, 1_000_000_000)   # what fits the XSD's nine digits
+_COUNT = range(0, 1_000_000_000)
+_FLAG = range(0, 2)
 
 
 def _xml(name: str, kind: Kind = Kind.TEXT, *, item: str | None = None,
          item_kind: Kind | None = None, node: type | None = None, required: bool = False,
-         default: Any = None) -> Any:
-    meta = {"xml": XmlField(name, kind, item, item_kind, node, required)}
+         default: Any = None, allowed: range | None = None) -> Any:
+    if kind is Kind.INT and allowed is None:
+        allowed = _INT
+    meta = {"xml": XmlField(name, kind, item, item_kind, node, required, allowed)}
     if kind in (Kind.REPEAT, Kind.LIST) and default is None:
         return field(default=(), metadata=meta)
     return field(default=default, metadata=meta)
@@ -127,7 +135,7 @@ class Code:
 
 @dataclass(frozen=True)
 class PromulgationInfo:
-    place: str | None = _xml("Place")
+    place: str = _xml("Place", required=True, default="")
     promulgation_date: date | None = _xml("PromulgationDate", Kind.DATE, required=True)
 
 
@@ -135,25 +143,26 @@ class PromulgationInfo:
 class DocumentType:
     """Type/TypeDetail are kept raw: their code list is not settled (edxml.md §2)."""
 
-    type: int | None = _xml("Type", Kind.INT)
+    type: int | None = _xml("Type", Kind.INT, required=True)
     type_detail: int | None = _xml("TypeDetail", Kind.INT)
-    type_name: str | None = _xml("TypeName")
+    type_name: str = _xml("TypeName", required=True, default="")  # e.g. "Công văn"
 
 
 @dataclass(frozen=True)
 class SignerInfo:
     competence: str | None = _xml("Competence")   # KT., TL., TM. …
     position: str | None = _xml("Position")
-    full_name: str | None = _xml("FullName")
+    full_name: str = _xml("FullName", required=True, default="")
 
 
 @dataclass(frozen=True)
 class OtherInfo:
-    priority: int | None = _xml("Priority", Kind.INT)  # see edxml.values.Priority
+    priority: int = _xml("Priority", Kind.INT, required=True, default=0,
+                         allowed=range(0, 5))  # see edxml.values.Priority
     sphere_of_promulgation: str | None = _xml("SphereOfPromulgation")
     typer_notation: str | None = _xml("TyperNotation")
-    promulgation_amount: int | None = _xml("PromulgationAmount", Kind.INT)
-    page_amount: int | None = _xml("PageAmount", Kind.INT)
+    promulgation_amount: int | None = _xml("PromulgationAmount", Kind.INT, allowed=_COUNT)
+    page_amount: int | None = _xml("PageAmount", Kind.INT, allowed=_COUNT)
     reply_fors: str | None = _xml("ReplyFors")
     direction: bool | None = _xml("Direction", Kind.BOOL)
     reference_codes: str | None = _xml("ReferenceCodes")
@@ -168,7 +177,9 @@ class ResponseFor:
     organ_id: str = _xml("OrganId", required=True, default="")
     code: str | None = _xml("Code")  # "số/ký hiệu" in one string
     promulgation_date: date | None = _xml("PromulgationDate", Kind.DATE)
-    document_id: str | None = _xml("DocumentId")
+    # Mandatory on output (a receipt names its document by sender + DocumentId); some
+    # producers send only Code, which the reader accepts.
+    document_id: str | None = _xml("DocumentId", required=True)
 
 
 @dataclass(frozen=True)
@@ -225,15 +236,18 @@ class BusinessStaffInfo:
 @dataclass(frozen=True)
 class Receiver:
     organ_id: str = _xml("OrganId", required=True, default="")
-    receiver_type: int = _xml("ReceiverType", Kind.INT, required=True, default=1)  # 0 removed, 1 added
+    receiver_type: int = _xml("ReceiverType", Kind.INT, required=True, default=1,
+                              allowed=_FLAG)  # 0 removed, 1 added
 
 
 @dataclass(frozen=True)
 class BusinessDocumentInfo:
     """What an update (BussinessDocType 2) changes."""
 
-    document_info: str | None = _xml("DocumentInfo")          # "1" = metadata changed
-    document_receiver: str | None = _xml("DocumentReceiver")  # "1" = recipient list changed
+    document_info: int = _xml("DocumentInfo", Kind.INT, required=True, default=0,
+                              allowed=_FLAG)          # 1 = metadata changed
+    document_receiver: int = _xml("DocumentReceiver", Kind.INT, required=True, default=0,
+                                  allowed=_FLAG)      # 1 = recipient list changed
     receiver_list: tuple[Receiver, ...] = _xml("ReceiverList", Kind.LIST, item="Receiver",
                                                item_kind=Kind.NODE, node=Receiver)
 
@@ -244,7 +258,7 @@ class ReplacementInfo:
 
     document_id: str = _xml("DocumentId", required=True, default="")
     organ_id_list: tuple[str, ...] = _xml("OrganIdList", Kind.LIST, item="OrganId",
-                                          item_kind=Kind.TEXT)
+                                          item_kind=Kind.TEXT, required=True)
 
 
 @dataclass(frozen=True)
@@ -253,9 +267,9 @@ class Business:
 
     document_id: str | None = _xml("DocumentId")  # target of revoke/update/replace
     business_doc_type: int = _xml("BussinessDocType", Kind.INT, required=True,
-                                  default=BusinessDocType.NEW.value)
+                                  default=BusinessDocType.NEW.value, allowed=range(0, 4))
     business_doc_reason: str | None = _xml("BussinessDocReason")
-    paper: int | None = _xml("Paper", Kind.INT)  # 1: a paper copy is also sent
+    paper: int | None = _xml("Paper", Kind.INT, allowed=_FLAG)  # 1: a paper copy is also sent
     staff_info: BusinessStaffInfo | None = _xml("StaffInfo", Kind.NODE, node=BusinessStaffInfo)
     business_document_info: BusinessDocumentInfo | None = _xml(
         "BussinessDocumentInfo", Kind.NODE, node=BusinessDocumentInfo)
@@ -327,7 +341,7 @@ class StatusHeader:
     staff_info: StaffInfo | None = _xml("StaffInfo", Kind.NODE, node=StaffInfo)
     status_code: StatusCode = _xml("StatusCode", Kind.STATUS, required=True,
                                    default=StatusCode.RECEIVED)
-    description: str | None = _xml("Description")
+    description: str = _xml("Description", required=True, default="")
     timestamp: datetime | None = _xml("Timestamp", Kind.TIMESTAMP, required=True)
 
 

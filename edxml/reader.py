@@ -394,10 +394,15 @@ def _manifest(root: _Node, b: _Builder) -> list[dict[str, str | None]]:
     return entries
 
 
-def _unwrap_zip(path: Path, limits: ReadLimits) -> tuple[Path, str] | None:
+_ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
+
+
+def _unwrap_zip(path: Path, limits: ReadLimits, declared_type: str) -> tuple[Path, str] | None:
     """If the file is a ZIP wrapping exactly one file (the Java library's habit), unpack it.
 
     The member's name is recorded, never used as a path. Expansion is bounded by size and ratio.
+    A damaged ZIP is an error only when the sender declared a ZIP; other bytes that merely start
+    like one are left as they are.
     """
     with open(path, "rb") as f:
         if f.read(4) != mime.ZIP_MAGIC:
@@ -432,6 +437,8 @@ def _unwrap_zip(path: Path, limits: ReadLimits) -> tuple[Path, str] | None:
         raise
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError,
             RuntimeError, ValueError, OSError) as exc:
+        if declared_type.lower() not in _ZIP_TYPES:
+            return None
         raise AttachmentError("edxml.attachment.truncated",
                               f"attachment is a damaged ZIP: {exc}") from None
 
@@ -492,7 +499,7 @@ def _attachments(handler: _Handler, b: _Builder, root: _Node,
         path, size, sha = sink.path, sink.size, sink.digest.hexdigest()
         member = None
         try:
-            unwrapped = _unwrap_zip(path, limits)
+            unwrapped = _unwrap_zip(path, limits, att.content_type)
         except AttachmentError as exc:
             path.unlink(missing_ok=True)
             reports.append(AttachmentReport(att, error=AttachmentError(exc.reason, exc.message,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -76,7 +77,7 @@ def _escape(value: str) -> str:
     return value
 
 
-def _format(kind: Kind, value: object, where: str) -> str:
+def _format(kind: Kind, value: object, where: str, allowed: range | None = None) -> str:
     if kind is Kind.TEXT:
         if not isinstance(value, str):
             raise EdxmlError("edxml.model.invalid", f"expected text, got {type(value).__name__}",
@@ -86,6 +87,9 @@ def _format(kind: Kind, value: object, where: str) -> str:
         if isinstance(value, bool) or not isinstance(value, int):
             raise EdxmlError("edxml.model.invalid", f"expected an integer, got {value!r}",
                              where=where)
+        if allowed is not None and value not in allowed:
+            raise EdxmlError("edxml.model.invalid",
+                             f"{value} is outside {allowed.start}..{allowed.stop - 1}", where=where)
         return str(value)
     if kind is Kind.DATE:
         if not isinstance(value, date) or isinstance(value, datetime):
@@ -113,6 +117,27 @@ def _check_organ_id(value: str, element: str, where: str) -> None:
             values.OrganId.parse(value, strict=True)
         except EdxmlError as exc:
             raise EdxmlError(exc.reason, exc.message, where=where) from None
+
+
+_CANONICAL_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                             r"[0-9a-fA-F]{12}$")
+
+
+def _check_document_id(value: str, where: str) -> None:
+    """Emit only `{sender},{yyyy/MM/dd},{số/ký hiệu}` with a real date, or a canonical UUID."""
+    if _CANONICAL_UUID.match(value):
+        return
+    try:
+        parsed = values.DocumentId.parse(value)
+    except EdxmlError as exc:
+        raise EdxmlError(exc.reason, exc.message, where=where) from None
+    if (parsed.kind != "composite" or parsed.date is None or value != value.strip()
+            or any(c.isspace() for c in parsed.sender or " ") or parsed.code is None
+            or not parsed.code.strip() or parsed.code != parsed.code.lstrip()
+            or value.count(",") != 2):
+        raise EdxmlError("edxml.value.document_id",
+                         f"{value!r} is neither {{sender}},{{yyyy/MM/dd}},{{số/ký hiệu}} with a real "
+                         "date nor a UUID", where=where)
 
 
 def _emit_node(out: list[str], obj: object, indent: str, where: str, parent: str) -> None:
@@ -150,7 +175,10 @@ def _emit_node(out: list[str], obj: object, indent: str, where: str, parent: str
         else:
             if xf.name == "OrganId":
                 _check_organ_id(value, parent, path)
-            out.append(f"{indent}<{_P}{xf.name}>{_format(xf.kind, value, path)}</{_P}{xf.name}>\n")
+            elif xf.name == "DocumentId":
+                _check_document_id(value, path)
+            out.append(f"{indent}<{_P}{xf.name}>{_format(xf.kind, value, path, xf.allowed)}"
+                       f"</{_P}{xf.name}>\n")
 
 
 _HEAD = (

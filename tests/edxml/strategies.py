@@ -36,9 +36,17 @@ timestamps = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(209
 ints = st.integers(0, 10**6)
 
 
+document_ids = st.builds(
+    lambda sender, day, number, notation: f"{sender},{day:%Y/%m/%d},{number}/{notation}",
+    organ_ids, dates, st.integers(1, 9999), st.sampled_from(["UBND-VP", "QĐ-UBND", "VPCP-TTĐT"])
+) | st.uuids().map(str)
+
+
 def _scalar(kind: Kind, name: str) -> st.SearchStrategy:
     if name == "OrganId":
         return organ_ids
+    if name == "DocumentId":
+        return document_ids
     return {
         Kind.TEXT: multiline if name in ("Content", "Description") else texts,
         Kind.INT: ints,
@@ -62,6 +70,8 @@ def model(cls: type) -> st.SearchStrategy:
         elif xf.kind is Kind.LIST:
             item = model(xf.node) if xf.item_kind is Kind.NODE else _scalar(Kind.TEXT, xf.item)  # type: ignore[arg-type]
             strat = st.lists(item, min_size=1, max_size=3).map(tuple)
+        elif xf.kind is Kind.INT and xf.allowed is not None:
+            strat = st.integers(xf.allowed.start, xf.allowed.stop - 1)
         else:
             strat = _scalar(xf.kind, xf.name)
         if not xf.required and xf.kind is not Kind.REPEAT:

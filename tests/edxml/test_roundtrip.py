@@ -52,3 +52,27 @@ def test_document_package_round_trips_through_json(pkg):
 @given(strategies.status_packages)
 def test_status_package_round_trips_through_json(pkg):
     assert package_from_dict(package_to_dict(pkg)) == pkg
+
+
+_SCHEMA = None
+
+
+def _schema():
+    global _SCHEMA
+    if _SCHEMA is None:
+        import xmlschema
+
+        _SCHEMA = xmlschema.XMLSchema(str(Path(__file__).resolve().parents[2] / "schemas" / "edxml.xsd"))
+    return _SCHEMA
+
+
+@_SETTINGS
+@given(strategies.document_packages(_SRC))
+def test_every_written_document_package_validates_against_the_xsd(pkg):
+    _schema().validate(package_bytes(pkg).decode("utf-8"))
+
+
+@_SETTINGS
+@given(strategies.status_packages)
+def test_every_written_status_package_validates_against_the_xsd(pkg):
+    _schema().validate(package_bytes(pkg).decode("utf-8"))

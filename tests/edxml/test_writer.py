@@ -13,7 +13,7 @@ import xmlschema
 from lxml import etree
 
 from edxml.errors import EdxmlError
-from edxml.model import (NS, Attachment, Code, DocumentPackage, MessageHeader, Organization,
+from edxml.model import (NS, Attachment, Code, DocumentPackage, DocumentType, MessageHeader, Organization,
                          PromulgationInfo, ResponseFor, StaffInfo, StatusCode, StatusHeader,
                          StatusPackage)
 from edxml.reader import read_package
@@ -164,6 +164,7 @@ def _document(tmp_path: Path, *, subject: str = "V/v triển khai liên thông v
         document_id="000.00.00.H55,2024/05/31,123/UBND-VP",
         code=Code(code_number="123", code_notation="UBND-VP"),
         promulgation_info=PromulgationInfo(place="Thái Nguyên", promulgation_date=date(2024, 5, 31)),
+        document_type=DocumentType(type=1, type_detail=0, type_name="Công văn"),
         subject=subject,
     )
     return DocumentPackage(header, attachments=(
