@@ -1,0 +1,164 @@
+"""Run consumed records concurrently by lane and commit only what is finished, in order.
+
+A lane is (partition, agency): records of one lane are handled one after another (so one
+document's events keep their order), different lanes run side by side (so one agency waiting
+out an axis failure does not hold up another's). Per partition, the committed offset never
+passes a record that is still being handled: it is the lowest unfinished offset, or one past the
+last record when all are done. A partition with too much in flight is paused rather than
+re-polled, which is the backpressure signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from connectors.cloudevents import KafkaRecord
+from connectors.kafka import EventConsumer, TopicPartition
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[KafkaRecord], Awaitable[None]]
+
+
+@dataclass
+class _Partition:
+    pending: set[int] = field(default_factory=set)
+    highest: int = -1           # highest offset handed to a lane
+    committed: int | None = None
+    paused: bool = False
+
+    def watermark(self) -> int | None:
+        """The offset to commit: the lowest unfinished one, or one past the last handled."""
+        if self.pending:
+            return min(self.pending)
+        return self.highest + 1 if self.highest >= 0 else None
+
+
+class LaneRunner:
+    def __init__(self, consumer: EventConsumer, handler: Handler, *,
+                 lane_of: Callable[[KafkaRecord], str], max_in_flight: int = 200,
+                 commit_interval: float = 0.5) -> None:
+        self._consumer = consumer
+        self._handler = handler
+        self._lane_of = lane_of
+        self._max = max_in_flight
+        self._commit_interval = commit_interval
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._lanes: dict[tuple[TopicPartition, str], asyncio.Queue[KafkaRecord | None]] = {}
+        self._tasks: dict[tuple[TopicPartition, str], asyncio.Task[None]] = {}
+        self._stopping = False
+        self._changed = asyncio.Event()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(p.pending) for p in self._partitions.values())
+
+    # -- feeding ----------------------------------------------------------------------------
+
+    def submit(self, record: KafkaRecord) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        part = self._partitions.setdefault(tp, _Partition())
+        if record.offset <= part.highest:
+            return  # already handed out (a re-fetch after seek)
+        part.pending.add(record.offset)
+        part.highest = record.offset
+        key = (tp, self._lane_of(record))
+        queue = self._lanes.get(key)
+        if queue is None:
+            queue = self._lanes[key] = asyncio.Queue()
+            self._tasks[key] = asyncio.create_task(self._lane(key, queue), name=f"lane {key}")
+        queue.put_nowait(record)
+        if len(part.pending) >= self._max and not part.paused:
+            part.paused = True
+            self._consumer.pause(tp)
+            log.info("lanes.paused", partition=f"{tp.topic}:{tp.partition}", in_flight=len(part.pending))
+
+    async def _lane(self, key: tuple[TopicPartition, str], queue: asyncio.Queue[KafkaRecord | None]) -> None:
+        tp = key[0]
+        while True:
+            record = await queue.get()
+            if record is None:
+                return
+            try:
+                await self._handler(record)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The handler turns every input problem into an outcome; an exception here means
+                # the gateway could not record one (Kafka down). Leave the record unfinished: it
+                # will be handled again after a restart or rebalance.
+                log.exception("lanes.handler_failed", partition=f"{tp.topic}:{tp.partition}",
+                              offset=record.offset)
+                raise
+            part = self._partitions.get(tp)
+            if part is not None:
+                part.pending.discard(record.offset)
+                if part.paused and len(part.pending) <= self._max // 2:
+                    part.paused = False
+                    self._consumer.resume(tp)
+            self._changed.set()
+
+    # -- committing -------------------------------------------------------------------------
+
+    async def commit(self, partitions: frozenset[TopicPartition] | None = None) -> None:
+        offsets = {}
+        for tp, part in self._partitions.items():
+            if partitions is not None and tp not in partitions:
+                continue
+            mark = part.watermark()
+            if mark is not None and mark != part.committed:
+                offsets[tp] = mark
+        if offsets:
+            await self._consumer.commit(offsets)
+            for tp, mark in offsets.items():
+                self._partitions[tp].committed = mark
+
+    async def commit_loop(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._commit_interval)
+            self._changed.clear()
+            try:
+                await self.commit(frozenset(self._consumer.assignment()))
+            except Exception as exc:  # a rebalance in progress; the next round commits
+                log.warning("lanes.commit_failed", error=str(exc))
+
+    # -- partitions leaving ------------------------------------------------------------------
+
+    async def release(self, partitions: frozenset[TopicPartition], grace: float) -> None:
+        """Partitions are being taken away: let their lanes finish (up to `grace` seconds),
+        commit what is done, and cancel the rest (it will be handled by the new owner)."""
+        keys = [k for k in self._tasks if k[0] in partitions]
+        for key in keys:
+            self._lanes[key].put_nowait(None)
+        tasks = [self._tasks[k] for k in keys]
+        if tasks:
+            done, not_done = await asyncio.wait(tasks, timeout=grace)
+            for task in not_done:
+                task.cancel()
+            if not_done:
+                await asyncio.gather(*not_done, return_exceptions=True)
+                log.warning("lanes.released_unfinished", lanes=len(not_done))
+        try:
+            await self.commit(partitions)
+        except Exception as exc:
+            log.warning("lanes.commit_failed", error=str(exc))
+        for key in keys:
+            self._lanes.pop(key, None)
+            self._tasks.pop(key, None)
+        for tp in partitions:
+            self._partitions.pop(tp, None)
+
+    async def stop(self, grace: float) -> None:
+        self._stopping = True
+        self._changed.set()
+        await self.release(frozenset(self._partitions), grace)
+
+    def failed_lanes(self) -> list[BaseException]:
+        return [t.exception() for t in self._tasks.values()
+                if t.done() and not t.cancelled() and t.exception() is not None]

@@ -1,0 +1,101 @@
+"""The idempotency ledger: what the gateway has sent to the axis, keyed by the event id.
+
+A compacted Kafka topic holds one entry per outbound event (`ce_id`): *intent* is written and
+acknowledged before `sendEdoc`, *sent* (with the axis DocId) or *failed* after. After a crash,
+whichever instance handles the event again reads the entry and does not send twice: *sent* is
+answered from the ledger, *intent* is reconciled against the axis's sent list (see
+`gateway.outbound`). Each instance holds the ledger in memory and reloads it from the topic when
+it is given partitions, so it sees the intents of the instance that held them before.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from connectors.cloudevents import KafkaRecord
+from connectors.kafka import KafkaSettings, iter_topic
+
+INTENT, SENT, FAILED = "intent", "sent", "failed"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    event_id: str
+    state: str                       # intent | sent | failed
+    flow: str                        # document | receipt
+    sender: str
+    document_id: str | None = None
+    notation: str | None = None      # số/ký hiệu as the axis lists it
+    title: str | None = None
+    package_sha256: str | None = None
+    axis_doc_id: str | None = None
+    reason: str | None = None
+    time: float = field(default_factory=time.time)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LedgerEntry | None:
+        try:
+            raw = json.loads(data)
+            return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+        except (ValueError, TypeError, KeyError):
+            return None  # an unreadable entry is treated as absent: reconciliation covers it
+
+
+Send = Callable[[bytes, bytes], Awaitable[Any]]
+
+
+class Ledger:
+    """In-memory view of the ledger topic plus acknowledged writes to it."""
+
+    def __init__(self, settings: KafkaSettings, topic: str, send: Send) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._send = send
+        self._entries: dict[str, LedgerEntry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, event_id: str) -> LedgerEntry | None:
+        return self._entries.get(event_id)
+
+    async def reload(self) -> None:
+        """Read the whole topic (compacted, so one entry per event) into memory."""
+        entries: dict[str, LedgerEntry] = {}
+        async for record in iter_topic(self._settings, self._topic):
+            self._apply(entries, record)
+        # Writes made while reading (for partitions still being worked on) may be newer than
+        # what the read saw: per event, the later entry wins.
+        for key, mine in self._entries.items():
+            theirs = entries.get(key)
+            if theirs is None or mine.time > theirs.time:
+                entries[key] = mine
+        self._entries = entries
+
+    @staticmethod
+    def _apply(entries: dict[str, LedgerEntry], record: KafkaRecord) -> None:
+        if record.key is None:
+            return
+        key = record.key.decode("utf-8", "replace")
+        if record.value is None:
+            entries.pop(key, None)
+            return
+        entry = LedgerEntry.from_bytes(record.value)
+        if entry is not None:
+            entries[key] = entry
+
+    def claimed_doc_ids(self) -> set[str]:
+        """Axis DocIds already recorded as the outcome of some event."""
+        return {e.axis_doc_id for e in self._entries.values() if e.axis_doc_id}
+
+    async def write(self, entry: LedgerEntry) -> None:
+        """Record an entry; returns once Kafka has acknowledged it (acks=all)."""
+        await self._send(entry.event_id.encode(), entry.to_bytes())
+        self._entries[entry.event_id] = entry

@@ -1,0 +1,162 @@
+"""CPU-bound steps, run in worker processes so the event loop keeps Kafka and HTTP moving.
+
+Building and signing a package and reading and verifying one are the expensive steps (RSA,
+base64, hashing and canonicalising whole files). They run in a process pool whose workers load
+the agencies' signing keys and the trust store once, at start; calls pass only paths and plain
+data. Errors come back as data (`{"error": {...}}`) rather than exceptions, since the gateway's
+errors carry keyword arguments that do not survive pickling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edxml.errors import EdxmlError
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """Where one agency's signing key is; loaded inside each worker."""
+
+    organ_id: str
+    key: str | None = None
+    cert: str | None = None
+    pkcs12: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    keys: tuple[KeySpec, ...]
+    trust_paths: tuple[str, ...] = ()
+    crl_files: tuple[str, ...] = ()
+    allow_sha1: bool = True
+    max_attachment_bytes: int = 2 * 1024 ** 3
+
+
+_SIGNERS: dict[str, Any] = {}
+_TRUST: Any = None
+_SETUP: WorkerSetup | None = None
+
+
+def load_signer(spec: KeySpec) -> Any:
+    from edxml.signature import Signer
+
+    if spec.pkcs12:
+        return Signer.from_pkcs12(spec.pkcs12, spec.password)
+    return Signer.from_pem(spec.key, spec.cert, spec.password)  # type: ignore[arg-type]
+
+
+def init_worker(setup: WorkerSetup) -> None:
+    """Runs once in every worker process."""
+    global _TRUST, _SETUP
+    from edxml.trust import TrustStore
+
+    _SETUP = setup
+    _SIGNERS.clear()
+    for spec in setup.keys:
+        _SIGNERS[spec.organ_id] = load_signer(spec)
+    _TRUST = (TrustStore.from_paths(list(setup.trust_paths), crl_files=list(setup.crl_files))
+              if setup.trust_paths else TrustStore(()))
+
+
+def _error(exc: EdxmlError) -> dict[str, Any]:
+    return {"error": {"reason": exc.reason, "message": exc.message, "where": exc.where}}
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def build_and_sign(agency: str, package: dict[str, Any], out_path: str) -> dict[str, Any]:
+    """Build the package described by `package` (JSON form), sign it as `agency`, write it."""
+    from edxml.jsonform import package_from_dict
+    from edxml.writer import write_package_file
+
+    signer = _SIGNERS.get(agency)
+    if signer is None:
+        return {"error": {"reason": "event.unknown_sender",
+                          "message": f"no signing key is configured for {agency}", "where": None}}
+    try:
+        pkg = package_from_dict(package)
+        write_package_file(pkg, out_path, signer=signer)
+    except EdxmlError as exc:
+        return _error(exc)
+    sha, size = _sha256_file(Path(out_path))
+    return {"sha256": sha, "size": size}
+
+
+def read_and_verify(path: str, attachments_dir: str) -> dict[str, Any]:
+    """Read a received package in one pass and classify its signature; JSON-ready result."""
+    from edxml.jsonform import package_to_dict
+    from edxml.reader import ReadLimits, read_package
+    from edxml.signature import DocumentDigester, VerificationPolicy, verify_signature
+
+    setup = _SETUP or WorkerSetup(keys=())
+    digester = DocumentDigester()
+    try:
+        result = read_package(path, attachments_dir, digester=digester,
+                              limits=ReadLimits(max_attachment_bytes=setup.max_attachment_bytes))
+    except EdxmlError as exc:
+        return _error(exc)
+    verdict = verify_signature(result.signature, _TRUST if _TRUST is not None else _empty_trust(),
+                               VerificationPolicy(allow_sha1=setup.allow_sha1))
+    signer = None
+    if verdict.signer is not None:
+        s = verdict.signer
+        signer = {"subject": s.subject, "issuer": s.issuer, "serial": s.serial_hex,
+                  "not_before": s.not_before.isoformat(), "not_after": s.not_after.isoformat()}
+    return {
+        "kind": result.kind,
+        "package": package_to_dict(result.package),
+        "attachments": [{
+            "content_id": r.attachment.content_id,
+            "attachment_name": r.attachment.attachment_name,
+            "declared_type": r.attachment.content_type,
+            "detected_type": r.detected_type,
+            "path": str(r.attachment.path) if r.attachment.path else None,
+            "sha256": r.attachment.sha256,
+            "size": r.attachment.size,
+            "error": ({"reason": r.error.reason, "message": r.error.message}
+                      if r.error else None),
+        } for r in result.attachments],
+        "signature": {"status": verdict.status, "reason": verdict.reason,
+                      "message": verdict.message, "signer": signer},
+        "warnings": [{"code": w.code, "message": w.message, "where": w.where}
+                     for w in result.warnings],
+        "sha256": result.sha256,
+        "size": result.size,
+    }
+
+
+def _empty_trust() -> Any:
+    from edxml.trust import TrustStore
+
+    return TrustStore(())
+
+
+def make_pool(setup: WorkerSetup, workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers hold the keys and trust store.
+
+    Workers are spawned, not forked: the parent runs asyncio, aiokafka and aiohttp threads that a
+    fork would copy in an unknown state.
+    """
+    return ProcessPoolExecutor(max_workers=max(1, workers),
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=init_worker, initargs=(setup,))
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
