@@ -53,6 +53,9 @@ DEFAULT_AGENCIES: tuple[tuple[str, str], ...] = (
 
 KEY_BITS = 2048
 
+# Same filter as edxml.trust: cryptography counts the CA names' UTF-8 bytes, RFC 5280 characters.
+warnings.filterwarnings("ignore", message=r"Attribute's length must be >= 1 and <= 64", category=UserWarning)
+
 
 @dataclass(frozen=True)
 class Credential:
@@ -113,6 +116,22 @@ class TestPki:
     untrusted: CredentialFiles
     manifest: Path
     material: TestPkiMaterial = field(repr=False)
+
+    def describe(self) -> list[str]:
+        """One line per file group, for people (paths relative to the directory)."""
+        def rel(p: Path) -> str:
+            return p.relative_to(self.directory).as_posix()
+
+        lines = [f"trust store: {rel(self.trust_dir)}/ (root {rel(self.root_cert)}, issuing CA {rel(self.ca_cert)})",
+                 f"CRLs: {rel(self.crl)} (lists the revoked certificate), {rel(self.root_crl)}"]
+        for organ_id, files in self.agencies.items():
+            name = self.material.agencies[organ_id].name
+            lines.append(f"{organ_id} {name}: key {rel(files.key)}, cert {rel(files.cert)}, chain {rel(files.chain)}")
+        for label in ("expired", "revoked", "untrusted"):
+            files = getattr(self, label)
+            lines.append(f"{label} certificate: key {rel(files.key)}, cert {rel(files.cert)}")
+        lines.append(f"manifest: {rel(self.manifest)}")
+        return lines
 
 
 def _key() -> rsa.RSAPrivateKey:

@@ -205,6 +205,10 @@ def test_test_pki_files_are_complete_and_keys_private(test_pki: TestPki) -> None
     for rel in [manifest["root"], manifest["ca"], *manifest["crls"], manifest["untrusted_root"]]:
         assert (test_pki.directory / rel).is_file()
     assert not any("PRIVATE" in p.read_text() for p in test_pki.trust_dir.iterdir())
+    lines = test_pki.describe()
+    assert any(line.startswith("000.00.00.H55 UBND tỉnh Thái Nguyên: key agencies/000.00.00.H55/key.pem")
+               for line in lines)
+    assert not any(str(test_pki.directory) in line for line in lines)
 
 
 def test_agency_certificates_look_like_the_real_ones(test_pki: TestPki) -> None:
