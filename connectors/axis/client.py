@@ -11,7 +11,6 @@ The client does not retry; that is the caller's policy, driven by `AxisError.tra
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import contextlib
 import hashlib
@@ -670,7 +669,6 @@ class _JsonStreamReader:
     pushed to `sink` piece by piece, the other members are collected (each at most `max_value`
     bytes of JSON) and returned by `finish()`."""
 
-    _SPECIAL = re.compile(rb'["\\]')
     _WS = b" \t\r\n"
     _ESCAPES = {ord('"'): b'"', ord("\\"): b"\\", ord("/"): b"/", ord("b"): b"\b",
                 ord("f"): b"\f", ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t"}
@@ -789,11 +787,13 @@ class _JsonStreamReader:
                 self._sink(self._unescape(bytes(self._split)))
                 self._split = bytearray()
             return pos
-        match = self._SPECIAL.search(chunk, pos)
-        if match is None:
+        # Two memchr-speed scans beat one regex scan by far on megabytes of base64.
+        quote = chunk.find(b'"', pos)
+        backslash = chunk.find(b"\\", pos, quote if quote >= 0 else len(chunk))
+        at = backslash if backslash >= 0 else quote
+        if at < 0:
             self._sink(chunk[pos:])
             return len(chunk)
-        at = match.start()
         if at > pos:
             self._sink(chunk[pos:at])
         if chunk[at] == 0x22:

@@ -17,7 +17,6 @@ import os
 import shutil
 import xml.parsers.expat
 from dataclasses import dataclass
-from pathlib import Path
 from xml.sax.saxutils import escape
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"

@@ -9,7 +9,6 @@ All calls are synchronous and short; the server makes them from its event loop t
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -260,7 +259,3 @@ class _Transaction:
 
 def row_dict(row: sqlite3.Row) -> dict[str, Any]:
     return {key: row[key] for key in row.keys()}
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)

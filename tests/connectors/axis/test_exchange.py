@@ -10,7 +10,7 @@ from lxml import etree
 from connectors.axis import (AgencyRegistration, AxisClient, AxisError, AxisTransport,
                              DeliveryStatus, MessageType)
 
-from .conftest import (NA_SYSTEM, NA_UBND, NS, TN_SO_NOI_VU, TN_SYSTEM, TN_TP, TN_UBND, VPCP,
+from .conftest import (NA_UBND, NS, TN_SO_NOI_VU, TN_SYSTEM, TN_TP, TN_UBND, VPCP,
                        client_config, document_id, write_edoc, write_status)
 
 Q = {"e": NS}
