@@ -1,4 +1,5 @@
-"""Header signing and verification (connectors/axis/auth.py) against the documented recipe."""
+"""Header signing and verification (connectors/axis/auth.py) against the documented recipe,
+and what the client actually puts on the wire."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import hmac
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from aiohttp import web
 from multidict import CIMultiDict
 
+from connectors.axis import AxisClient, AxisClientConfig
 from connectors.axis.auth import (AuthFailure, format_timestamp, parse_timestamp, sign_headers,
                                   verify_headers)
 
@@ -112,3 +115,46 @@ def test_verifier_refuses_wrong_secret_unknown_system_and_stale_timestamp():
         _verify(_signed(), now=FIXED + timedelta(seconds=301))
     assert info.value.kind == "stale_timestamp"
     assert _verify(_signed(), now=FIXED - timedelta(seconds=299)).systemid == "S"
+
+
+async def test_client_puts_exactly_the_signed_headers_on_the_wire():
+    seen: list[dict[str, str]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.json_response({"status": "OK", "ErrorCode": "0", "ErrorDesc": "", "count": 7})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        config = AxisClientConfig(endpoint=f"http://127.0.0.1:{site.port}/XrdAdapter/adapter",
+                                  systemid="00.55.W00", secret="s3cret-for-test",
+                                  clock=lambda: FIXED)
+        async with AxisClient(config) as client:
+            assert await client.count_receive_edoc() == 7
+    finally:
+        await runner.cleanup()
+
+    text = ('{"XroadVnpt-systemid":"00.55.W00","XroadVnpt-timestamp":"25112026T110506+0789",'
+            '"XroadVnpt-Content-Type":"application/json"}')
+    (headers,) = seen
+    for transport_header in ("Host", "Accept", "Accept-Encoding", "Content-Length"):
+        headers.pop(transport_header, None)
+    assert headers == {
+        "systemid": "00.55.W00",
+        "timestamp": "25112026T110506+0789",
+        "Content-Type": "application/json",
+        "XroadVnpt-systemid": "00.55.W00",
+        "XroadVnpt-timestamp": "25112026T110506+0789",
+        "XroadVnpt-Content-Type": "application/json",
+        "XroadVnpt-sign-header-key": "systemid;timestamp;Content-Type",
+        "XroadVnpt-sign-header": text,
+        "XroadVnpt-hash-header": hmac.new(b"s3cret-for-test", text.encode(),
+                                          hashlib.sha256).hexdigest(),
+        "XroadVnpt-version": "3.0.201608",
+        "User-Agent": "edoc-gateway",
+    }
