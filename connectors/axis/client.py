@@ -286,6 +286,8 @@ class AxisClient:
         digest = sha256.lower() if sha256 else await asyncio.to_thread(sha256_file, path)
         params = {"from": from_organ, "servicetype": SERVICE_TYPE,
                   "messagetype": MessageType(messagetype).value, "hash-file": digest}
+        if isinstance(to, str):
+            to = [to]
         if to:
             params["to"] = ",".join(to)
         with path.open("rb") as fh:

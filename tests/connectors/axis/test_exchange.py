@@ -115,6 +115,8 @@ async def test_to_header_overrides_the_package_recipients(tmp_path, tn, na):
     await tn.send_edoc(pkg, from_organ=TN_UBND, to=[TN_TP])
     assert await na.get_received_edoc_list() == ()
     assert [i.to_code for i in await tn.get_received_edoc_list()] == [TN_TP]
+    await tn.send_edoc(pkg, from_organ=TN_UBND, to=TN_SO_NOI_VU)      # one code as a string
+    assert [i.to_code for i in await tn.get_received_edoc_list()] == [TN_TP, TN_SO_NOI_VU]
 
 
 async def test_directory_lists_both_code_forms(tn):
