@@ -511,6 +511,17 @@ def _fast_plan(data: bytes) -> tuple[bytes, list[tuple[int, int]], int] | None:
     return hashlib.sha256(canonical).digest(), cuts, header_end
 
 
+def signature_for_digest(signer: Signer, digest: bytes, *, indent: str,
+                         now: datetime | None = None) -> bytes:
+    """Our Signature element for a document whose filtered exclusive-c14n SHA-256 is `digest`.
+
+    For a writer that knows its own canonical form (edxml.writer) and so needs no parse; the
+    element is laid out as `sign_bytes` lays it out at indentation `indent`.
+    """
+    signer._check_valid(now)
+    return _signature_element(signer, digest, "\n" + indent, "  ")
+
+
 def sign_bytes(data: bytes, signer: Signer, *, now: datetime | None = None,
                limits: Limits = Limits()) -> bytes:
     """The package with our Signature as the last child of edXMLHeader (placeholders replaced).

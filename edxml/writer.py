@@ -19,15 +19,17 @@ import base64
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from edxml import text, values
 from edxml.errors import EdxmlError
 from edxml.model import (NS, Attachment, DocumentPackage, Kind, StatusCode, StatusPackage,
+                         TraceHeaderList,
                          xml_fields)
 
 if TYPE_CHECKING:
@@ -72,8 +74,9 @@ def _escape(value: str) -> str:
     if ">" in value:
         value = value.replace(">", "&gt;")
     if "\r" in value:
-        # A bare CR would be folded into LF by the receiving parser.
-        value = value.replace("\r", "&#13;")
+        # A bare CR would be folded into LF by the receiving parser. Written as c14n writes
+        # it, so our own output is its canonical form byte for byte (see _Head).
+        value = value.replace("\r", "&#xD;")
     return value
 
 
@@ -181,17 +184,76 @@ def _emit_node(out: list[str], obj: object, indent: str, where: str, parent: str
                        f"</{_P}{xf.name}>\n")
 
 
+_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _HEAD = (
-    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    _DECL +
     f'<edXML xmlns="{NS}">\n'
     f'  <edXML:edXMLEnvelope xmlns:edXML="{NS}">\n'
     "    <edXML:edXMLHeader>\n"
     "      <edXML:MessageHeader>\n"
 )
-# With a signature slot the whitespace before </edXMLHeader> holds a blank line: the signer
-# splices the Signature into it, which leaves the signed digest unchanged and the result indented.
+# With a signature slot the whitespace before </edXMLHeader> holds a blank line: the Signature is
+# spliced into it, which leaves the signed digest unchanged and the result indented.
+_SLOT_INDENT = "      "
 _HEADER_END = "    </edXML:edXMLHeader>\n"
-_SLOT = "      \n"
+
+
+@dataclass(frozen=True)
+class _Head:
+    """Everything before the first attachment's content, split where a Signature goes.
+
+    `canonical` is the same text as exclusive c14n renders it with our signature's transforms
+    applied (no XML declaration; TraceHeaders and the whitespace directly inside
+    TraceHeaderList left out, since the axis appends TraceHeaders in transit). Our layout is
+    otherwise already canonical: namespaces declared where first used, no empty-element tags, no
+    attributes but one, text escaped as c14n escapes it. tests/edxml/test_writer.py checks the
+    result against the general canonicalizer.
+    """
+
+    before_slot: str
+    after_slot: str
+    canonical: str
+
+    def unsigned(self) -> str:
+        return self.before_slot + self.after_slot
+
+
+def _document_head(pkg: DocumentPackage) -> _Head:
+    message: list[str] = [_HEAD]
+    _emit_node(message, pkg.message_header, "        ", "MessageHeader", "MessageHeader")
+    message.append("      </edXML:MessageHeader>\n      <edXML:TraceHeaderList>")
+    trace = pkg.trace_header_list
+    hops: list[str] = []
+    _emit_node(hops, TraceHeaderList(trace_headers=trace.trace_headers), "        ",
+               "TraceHeaderList", "TraceHeaderList")
+    business: list[str] = []
+    if trace.business is not None:
+        _emit_node(business, TraceHeaderList(business=trace.business), "        ",
+                   "TraceHeaderList", "TraceHeaderList")
+    _check_attachments(pkg.attachments)
+    tail = ("\n" + _HEADER_END + _manifest(pkg.attachments)
+            + "  </edXML:edXMLEnvelope>\n  <AttachmentEncoded>\n")
+    head = "".join(message)
+    business_text = "".join(business)
+    before = (head + "\n" + "".join(hops) + business_text
+              + "      </edXML:TraceHeaderList>\n" + _SLOT_INDENT)
+    canonical = (head[len(_DECL):] + business_text.strip(" \n")
+                 + "</edXML:TraceHeaderList>\n" + _SLOT_INDENT + tail)
+    return _Head(before, tail, canonical)
+
+
+def _status_head(pkg: StatusPackage) -> _Head:
+    rf = pkg.message_header.response_for
+    if not (rf.document_id or rf.code):
+        # A receipt names its document by sender + DocumentId (or số/ký hiệu), never by axis id.
+        raise EdxmlError("edxml.model.missing", "ResponseFor needs DocumentId or Code",
+                         where="MessageHeader/ResponseFor")
+    message: list[str] = [_HEAD]
+    _emit_node(message, pkg.message_header, "        ", "MessageHeader", "MessageHeader")
+    message.append("      </edXML:MessageHeader>\n" + _SLOT_INDENT)
+    before = "".join(message)
+    tail = "\n" + _HEADER_END + "  </edXML:edXMLEnvelope>\n</edXML>\n"
+    return _Head(before, tail, before[len(_DECL):] + tail[:-1])
 
 
 def _check_attachments(attachments: tuple[Attachment, ...]) -> None:
@@ -245,7 +307,11 @@ def _attachment_head(att: Attachment, where: str) -> str:
     return "".join(parts)
 
 
-def _stream_base64(att: Attachment, out: BinaryIO, where: str) -> WrittenAttachment:
+_ATTACHMENT_END = b"</edXML:ContentTransferEncoded>\n    </Attachment>\n"
+_DOCUMENT_END = b"  </AttachmentEncoded>\n</edXML>\n"
+
+
+def _stream_base64(att: Attachment, out: Callable[[bytes], Any], where: str) -> WrittenAttachment:
     digest = hashlib.sha256()
     size = 0
     try:
@@ -253,56 +319,59 @@ def _stream_base64(att: Attachment, out: BinaryIO, where: str) -> WrittenAttachm
             while chunk := f.read(_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
-                out.write(base64.b64encode(chunk))
+                out(base64.b64encode(chunk))
     except OSError as exc:
         raise EdxmlError("edxml.attachment.unreadable",
                          f"cannot read attachment file: {exc.strerror}", where=where) from exc
     return WrittenAttachment(att.content_id.removeprefix("cid:"), size, digest.hexdigest())
 
 
-def write_document(pkg: DocumentPackage, out: BinaryIO, *,
-                   signature_slot: bool = False) -> WrittenPackage:
-    """Write a document package to a binary stream, streaming attachments from their files."""
-    head: list[str] = [_HEAD]
-    _emit_node(head, pkg.message_header, "        ", "MessageHeader", "MessageHeader")
-    head.append("      </edXML:MessageHeader>\n")
-    trace = pkg.trace_header_list
-    head.append("      <edXML:TraceHeaderList>\n")
-    _emit_node(head, trace, "        ", "TraceHeaderList", "TraceHeaderList")
-    head.append("      </edXML:TraceHeaderList>\n")
-    if signature_slot:
-        head.append(_SLOT)
-    head.append(_HEADER_END)
-    _check_attachments(pkg.attachments)
-    head.append(_manifest(pkg.attachments))
-    head.append("  </edXML:edXMLEnvelope>\n")
-    head.append("  <AttachmentEncoded>\n")
-    out.write("".join(head).encode("utf-8"))
+def _write_body(pkg: DocumentPackage, out: Callable[[bytes], Any]) -> WrittenPackage:
+    """Attachments and the closing tags: the same bytes in the package and in its c14n form,
+    except for the final newline, which the caller leaves out of a digest."""
     written = []
     for i, att in enumerate(pkg.attachments, 1):
         where = f"Attachment[{i}]"
-        out.write(_attachment_head(att, where).encode("utf-8"))
+        out(_attachment_head(att, where).encode("utf-8"))
         written.append(_stream_base64(att, out, where))
-        out.write(b"</edXML:ContentTransferEncoded>\n    </Attachment>\n")
-    out.write(b"  </AttachmentEncoded>\n</edXML>\n")
+        out(_ATTACHMENT_END)
+    out(_DOCUMENT_END)
     return WrittenPackage(tuple(written))
+
+
+class _Tee:
+    """Writes to a sink and feeds the canonical digest, holding back the last byte (the newline
+    after the root element, which is outside the canonical form)."""
+
+    def __init__(self, write: Callable[[bytes], Any], digest: Any) -> None:
+        self._write = write
+        self._digest = digest
+        self._held = b""
+
+    def __call__(self, data: bytes) -> None:
+        self._write(data)
+        if data:
+            self._digest.update(self._held)
+            self._digest.update(data[:-1])
+            self._held = data[-1:]
+
+
+def write_document(pkg: DocumentPackage, out: BinaryIO, *,
+                   signature_slot: bool = False) -> WrittenPackage:
+    """Write a document package to a binary stream, streaming attachments from their files."""
+    head = _document_head(pkg)
+    text = head.before_slot + head.after_slot if signature_slot else \
+        head.before_slot[:-len(_SLOT_INDENT)] + head.after_slot[1:]
+    out.write(text.encode("utf-8"))
+    return _write_body(pkg, out.write)
 
 
 def write_status(pkg: StatusPackage, out: BinaryIO, *, signature_slot: bool = False) -> WrittenPackage:
     """Write a status package (a receipt) to a binary stream."""
-    rf = pkg.message_header.response_for
-    if not (rf.document_id or rf.code):
-        # A receipt names its document by sender + DocumentId (or số/ký hiệu), never by axis id.
-        raise EdxmlError("edxml.model.missing", "ResponseFor needs DocumentId or Code",
-                         where="MessageHeader/ResponseFor")
-    head: list[str] = [_HEAD]
-    _emit_node(head, pkg.message_header, "        ", "MessageHeader", "MessageHeader")
-    head.append("      </edXML:MessageHeader>\n")
-    if signature_slot:
-        head.append(_SLOT)
-    head.append(_HEADER_END)
-    head.append("  </edXML:edXMLEnvelope>\n</edXML>\n")
-    out.write("".join(head).encode("utf-8"))
+    head = _status_head(pkg)
+    text = head.before_slot + head.after_slot if signature_slot else \
+        head.before_slot[:-len(_SLOT_INDENT)] + head.after_slot[1:]
+    out.write(text.encode("utf-8"))
     return WrittenPackage()
 
 
@@ -313,53 +382,71 @@ def write_package(pkg: DocumentPackage | StatusPackage, out: BinaryIO, *,
     return write_document(pkg, out, signature_slot=signature_slot)
 
 
-class _Buffer:
-    """A write-only byte sink that keeps its pieces (cheaper than BytesIO's copies)."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(data)
-        return len(data)
+def _head(pkg: DocumentPackage | StatusPackage) -> _Head:
+    return _status_head(pkg) if isinstance(pkg, StatusPackage) else _document_head(pkg)
 
 
 def package_bytes(pkg: DocumentPackage | StatusPackage, *, signer: Signer | None = None) -> bytes:
-    """The package as bytes, signed when a signer is given. For packages small enough to hold."""
-    buf = _Buffer()
-    write_package(pkg, buf, signature_slot=signer is not None)  # type: ignore[arg-type]
-    data = b"".join(buf.parts)
-    if signer is None:
-        return data
-    from edxml.signature import sign_bytes
+    """The package as bytes, signed when a signer is given. For packages small enough to hold.
 
-    return sign_bytes(data, signer)
+    Signing needs no parse: the writer knows its own canonical form (`_Head`), so the digest is
+    taken while the bytes are produced and the Signature is put into the slot it left.
+    """
+    head = _head(pkg)
+    if signer is None:
+        parts: list[bytes] = [(head.before_slot[:-len(_SLOT_INDENT)] + head.after_slot[1:]).encode()]
+        if isinstance(pkg, DocumentPackage):
+            _write_body(pkg, parts.append)
+        return b"".join(parts)
+    from edxml.signature import signature_for_digest
+
+    digest = hashlib.sha256(head.canonical.encode("utf-8"))
+    body: list[bytes] = []
+    if isinstance(pkg, DocumentPackage):
+        _write_body(pkg, _Tee(body.append, digest))
+    signature = signature_for_digest(signer, digest.digest(), indent=_SLOT_INDENT)
+    return b"".join([head.before_slot.encode("utf-8"), signature,
+                     head.after_slot.encode("utf-8"), *body])
 
 
 def write_package_file(pkg: DocumentPackage | StatusPackage, dest: str | os.PathLike[str], *,
                        signer: Signer | None = None) -> WrittenPackage:
     """Write the package to `dest` in bounded memory, signed when a signer is given.
 
-    The file appears complete or not at all: it is written beside `dest` and renamed into place.
+    Signed, the body (attachments) is first written to a temporary file while its canonical
+    digest is taken, then the header with its Signature is written and the body copied after
+    it. The file appears complete or not at all: it is written beside `dest` and renamed.
     """
     dest = Path(dest)
+    head = _head(pkg)
     fd, tmp_name = tempfile.mkstemp(prefix=".edxml-", dir=dest.parent)
     tmp = Path(tmp_name)
+    body_tmp: Path | None = None
     try:
         with os.fdopen(fd, "wb") as f:
-            written = write_package(pkg, f, signature_slot=signer is not None)  # type: ignore[arg-type]
-        if signer is not None:
-            from edxml.signature import sign_file
+            if signer is None:
+                f.write((head.before_slot[:-len(_SLOT_INDENT)] + head.after_slot[1:]).encode())
+                written = _write_body(pkg, f.write) if isinstance(pkg, DocumentPackage) \
+                    else WrittenPackage()
+            else:
+                from edxml.signature import signature_for_digest
 
-            signed = tmp.with_name(tmp.name + ".signed")
-            try:
-                sign_file(tmp, signed, signer)
-                os.replace(signed, dest)
-            finally:
-                signed.unlink(missing_ok=True)
-            tmp.unlink()
-        else:
-            os.replace(tmp, dest)
+                digest = hashlib.sha256(head.canonical.encode("utf-8"))
+                written = WrittenPackage()
+                body_fd, body_name = tempfile.mkstemp(prefix=".edxml-body-", dir=dest.parent)
+                body_tmp = Path(body_name)
+                with os.fdopen(body_fd, "wb") as body:
+                    if isinstance(pkg, DocumentPackage):
+                        written = _write_body(pkg, _Tee(body.write, digest))
+                signature = signature_for_digest(signer, digest.digest(), indent=_SLOT_INDENT)
+                f.write(head.before_slot.encode("utf-8"))
+                f.write(signature)
+                f.write(head.after_slot.encode("utf-8"))
+                with open(body_tmp, "rb") as body_in:
+                    shutil.copyfileobj(body_in, f, 1024 * 1024)
+        os.replace(tmp, dest)
         return written
     finally:
         tmp.unlink(missing_ok=True)
+        if body_tmp is not None:
+            body_tmp.unlink(missing_ok=True)
