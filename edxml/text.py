@@ -10,6 +10,8 @@ well-formed Vietnamese syllable while the word as given is not.
 
 from __future__ import annotations
 
+import functools
+
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -169,6 +171,7 @@ def encode_legacy(text: str, encoding: LegacyEncoding) -> bytes:
     return bytes(out)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def decode_legacy(text: str, encoding: LegacyEncoding) -> str | None:
     """Undo the damage: re-encode `text` to the bytes Latin-1/cp1252 decoding came from, then
     decode those bytes as TCVN3 or VNI. None when `text` cannot have come from that encoding."""
@@ -237,6 +240,7 @@ def _tone_slots(nucleus: str, closed: bool) -> set[int]:
     return {0} if len(nucleus) == 2 else {1}  # mái, mèo, của; ngoài, khuỷu
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def is_vietnamese_syllable(word: str) -> bool:
     """True when `word` is shaped like one Vietnamese syllable: initial consonant, vowel group,
     final consonant, at most one tone on a vowel that may carry it, and a sắc or nặng tone
@@ -363,12 +367,24 @@ def _abbreviation(token: str) -> bool:
     return token.isupper() and bool(_CONSONANT_RUN_RE.search(low))
 
 
+# A character a Latin-1/cp1252 decoder makes from a byte >= 0x80: without one, no word can be
+# legacy bytes misread.
+_LEGACY_CHAR_RE = re.compile("[\x80-\xff" + "".join(_CP1252_LETTERS) + "]")
+
+
 def detect_legacy_encoding(text: str) -> LegacyGuess | None:
     """Return a guess when `text` reads as TCVN3- or VNI-encoded Vietnamese decoded as Latin-1
     or Windows-1252; None for Unicode Vietnamese, ASCII and ordinary Western European text."""
+    if text.isascii() or not _LEGACY_CHAR_RE.search(text, 0, _MAX_SCAN):
+        return None
     # Legacy text is damaged uniformly, so the first few thousand words decide for a long one.
     tokens = [t for t in _tokens(text[:_MAX_SCAN]) if _counts(t)]
     if not tokens or all(t.isascii() for t in tokens):
+        return None
+    # Only a word made entirely of bytes a Latin-1/cp1252 decoder can produce, one of them
+    # non-ASCII, can be legacy text; Unicode Vietnamese words (ế, ư, đ …) cannot. Most text
+    # has no such word and needs no syllable analysis (this keeps the writer fast).
+    if not any(not t.isascii() and all(_to_byte(c) is not None for c in t) for t in tokens):
         return None
     best: tuple[tuple[int, int, float], LegacyGuess] | None = None
     for encoding in ("tcvn3", "vni"):
@@ -416,15 +432,20 @@ class TextIssue:
     position: int | None = None
 
 
+# The per-character checks as regular expressions: one C-speed scan each instead of a Python
+# loop (the writer runs them on every text field of every package).
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+_BIDI_RE = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
 def inspect_text(value: str, field: str) -> tuple[TextIssue, ...]:
     """Every problem in `value`, without raising: for readers that accept and warn."""
     issues: list[TextIssue] = []
-    for i, ch in enumerate(value):
-        o = ord(ch)
-        if 0xD800 <= o <= 0xDFFF:
-            issues.append(TextIssue("edxml.text.encoding", field,
-                                    f"{field}: lone surrogate U+{o:04X} at offset {i} (text was not decoded correctly)", i))
-            break
+    if m := _SURROGATE_RE.search(value):
+        issues.append(TextIssue("edxml.text.encoding", field,
+                                f"{field}: lone surrogate U+{ord(m.group()):04X} at offset {m.start()} "
+                                "(text was not decoded correctly)", m.start()))
     guess = detect_legacy_encoding(value)
     if guess is not None:
         issues.append(TextIssue(
@@ -432,18 +453,14 @@ def inspect_text(value: str, field: str) -> tuple[TextIssue, ...]:
             f"{field}: looks like Vietnamese in the {guess.encoding_name} legacy encoding read as "
             f"Latin-1/Windows-1252 ({guess.sample!r} would read {guess.repaired!r}); "
             "convert the text to Unicode (TCVN 6909:2001) at the source"))
-    for i, ch in enumerate(value):
-        o = ord(ch)
-        if unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS or o in (0xFFFE, 0xFFFF):
-            issues.append(TextIssue("edxml.text.control", field,
-                                    f"{field}: control character U+{o:04X} at offset {i}", i))
-            break
-    for i, ch in enumerate(value):
-        if ord(ch) in _BIDI:
-            issues.append(TextIssue("edxml.text.bidi", field,
-                                    f"{field}: bidirectional control U+{ord(ch):04X} at offset {i} "
-                                    "(can make the text display differently from what it says)", i))
-            break
+    if m := _CONTROL_RE.search(value):
+        issues.append(TextIssue("edxml.text.control", field,
+                                f"{field}: control character U+{ord(m.group()):04X} at offset {m.start()}",
+                                m.start()))
+    if m := _BIDI_RE.search(value):
+        issues.append(TextIssue("edxml.text.bidi", field,
+                                f"{field}: bidirectional control U+{ord(m.group()):04X} at offset {m.start()} "
+                                "(can make the text display differently from what it says)", m.start()))
     return tuple(issues)
 
 
