@@ -308,9 +308,9 @@ class KafkaSection:
             request_timeout_ms=int(self.request_timeout_seconds * 1000))
 
     def consumer_options(self) -> dict[str, Any]:
-        """Keyword arguments for `connectors.kafka.EventConsumer` besides settings and topics."""
-        return {"group_id": self.group_id,
-                "max_poll_interval_ms": int(self.max_poll_interval_seconds * 1000),
+        """Timing arguments for `connectors.kafka.EventConsumer` (group_id is passed apart:
+        the poller lease uses a group of its own)."""
+        return {"max_poll_interval_ms": int(self.max_poll_interval_seconds * 1000),
                 "session_timeout_ms": int(self.session_timeout_seconds * 1000)}
 
 

@@ -69,8 +69,7 @@ def test_minimal_config_gets_the_documented_defaults(confdir: Path) -> None:
     assert (config.http.host, config.http.port) == ("127.0.0.1", 9464)
     assert (config.log.format, config.log.level) == ("auto", "info")
     assert (config.kafka.client_id, config.kafka.group_id) == ("edoc-gateway", "edoc-gateway")
-    assert config.kafka.consumer_options() == {"group_id": "edoc-gateway",
-                                               "max_poll_interval_ms": 300_000,
+    assert config.kafka.consumer_options() == {"max_poll_interval_ms": 300_000,
                                                "session_timeout_ms": 30_000}
     assert config.topics.fixed() == DEFAULT_TOPICS
     assert (config.retry.max_attempts, config.retry.initial_seconds, config.retry.max_seconds,
