@@ -330,10 +330,13 @@ _DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 _TIMESTAMP_PATTERN = (r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?"
                       r"(Z|z|[+-]\d{2}:\d{2})$")
 # Which model classes each schema embeds, how strictly, and per-file adjustments:
-# (roots, strict, {"Class.field": required?}).
+# (roots, strict, {"Class.field": required?}). A status code, a business flow's type and a
+# receiver's added/removed flag have model defaults, but a sender must say them.
 _MODEL_PARTS: dict[str, tuple[tuple[type, ...], bool, dict[str, bool]]] = {
-    DOCUMENT_SEND: ((MessageHeader, Business), True, {}),
-    RECEIPT_SEND: ((StatusHeader,), True, {"StatusHeader.timestamp": False}),
+    DOCUMENT_SEND: ((MessageHeader, Business), True, {"Business.business_doc_type": True,
+                                                      "Receiver.receiver_type": True}),
+    RECEIPT_SEND: ((StatusHeader,), True, {"StatusHeader.timestamp": False,
+                                          "StatusHeader.status_code": True}),
     DOCUMENT_ARRIVED: ((MessageHeader, TraceHeaderList), False, {}),
     RECEIPT_ARRIVED: ((StatusHeader,), False, {}),
 }

@@ -339,6 +339,13 @@ def test_a_receipt_must_name_the_document_it_is_about() -> None:
     assert err.where == "$.message_header.response_for" and "document_id" in err.message
 
 
+def test_a_receipt_must_state_its_status_code() -> None:
+    data = receipt_data()
+    del data["message_header"]["status_code"]
+    err = refused(event(ev.RECEIPT_SEND, data))
+    assert err.message == "$.message_header: missing required key 'status_code'"
+
+
 def test_a_receipt_for_an_unknown_original_sender_is_refused() -> None:
     err = refused(event(ev.RECEIPT_SEND, receipt_data()), known_recipient=lambda o: o != H55)
     assert err.reason == "event.unknown_recipient"
