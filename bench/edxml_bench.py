@@ -181,7 +181,8 @@ def peak_rss_bytes() -> int:
 
 def child(phase: str, work: Path) -> dict[str, object]:
     """One phase of the large-package run, in this (fresh) process."""
-    attachment, unsigned, signed = work / "attachment.pdf", work / "unsigned.edxml", work / "signed.edxml"
+    attachment = work / "attachment.pdf"
+    unsigned, signed = work / "unsigned.edxml", work / "signed.edxml"
     out_dir = work / f"out-{phase.replace('+', '-')}"
     keys = make_keys(work) if phase in ("sign", "verify", "read+verify") else None
     t0 = time.perf_counter()

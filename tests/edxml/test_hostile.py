@@ -188,8 +188,8 @@ def test_deflate_stream_of_the_zip_bombs_really_expands(tmp_path):
 
 REFUSED_AFTER_DECODING = sorted(
     name for name, e in EXPECTED.items()
-    if e["outcome"] == "refused" and e["reason"].split(".")[1] in ("structure", "value", "text", "status")
-    and "limits" not in e and "reader_bug" not in e)
+    if e["outcome"] == "refused" and "limits" not in e and "reader_bug" not in e
+    and e["reason"].split(".")[1] in ("structure", "value", "text", "status"))
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -205,3 +205,24 @@ def test_refused_package_leaves_no_decoded_attachment_behind(tmp_path):
         if out.exists() and any(out.iterdir()):
             left[name] = sorted(p.name for p in out.iterdir())
     assert left == {}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "reader.py _Handler.start keeps a _Node for every element, known or not, also inside "
+    "ContentTransferEncoded; only the parser's max_elements (2,000,000) bounds them, and 2M "
+    "empty elements (an 8 MB package) take ~350 MB"))
+def test_unknown_elements_do_not_multiply_memory(tmp_path):
+    import tracemalloc
+
+    data = make_corpus.siblings(100_000)  # 400 KB, default limits
+    path = tmp_path / "siblings.edxml"
+    path.write_bytes(data)
+    tracemalloc.start()
+    try:
+        read_package(path, tmp_path / "out")
+    except EdxmlError:
+        pass  # refusing is as good as reading in bounded memory
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert peak < 8 * len(data), (peak, len(data))

@@ -461,6 +461,11 @@ def read(kind: str = "edoc", *, warnings: Iterable[str] = (),
             "attachments": attachments, "header": header}
 
 
+def _with(d: Dialect, changes: dict[str, str]) -> str:
+    """The standard document with some header values replaced (paths as in `edit`)."""
+    return document(d, header=edit(doc_header(), set=changes))
+
+
 # Where a text attack is placed; each returns the package with `value` there.
 def _at_subject(d: Dialect, value: str) -> str:
     return document(d, header=edit(doc_header(), set={"Subject": value}))
@@ -599,7 +604,8 @@ def entity_family(c: Corpus) -> None:
               attack=attack, about=f"an entity reference with no declaration, in {where}")
     for i, where in enumerate(("subject", "from-name")):
         d = dialect(i)
-        value = "Công văn &amp; tờ trình &lt;số 1&gt; &quot;khẩn&quot; &apos;mật&apos; &#x41;&#66;"
+        value = ("Công văn &amp; tờ trình &lt;số 1&gt; &quot;khẩn&quot; &apos;mật&apos; "
+                 "&#x41;&#66;")
         plain = "Công văn & tờ trình <số 1> \"khẩn\" 'mật' AB"
         expected = {"subject": plain} if where == "subject" else {"from_organ_name": plain}
         c.add(f"entity-predefined-{where}-{d.name}", TEXT_POSITIONS[where](d, value),
@@ -906,7 +912,8 @@ def base64_family(c: Corpus) -> None:
         d = dialect(i)
         c.add(f"base64-{name}-{d.name}", document(d, atts=(Att(b64=value),)),
               read(attachments=[att_err("edxml.attachment.base64")], subject=SUBJECT),
-              attack="base64", about=f"bad base64 ({name}): the attachment is unusable, the header is read")
+              attack="base64",
+              about=f"bad base64 ({name}): the attachment is unusable, the header is read")
     for i, cut in enumerate((1, 2, 3)):
         d = dialect(i)
         c.add(f"base64-truncated-by-{cut}-{d.name}", document(d, atts=(Att(b64=text[:-cut]),)),
@@ -962,8 +969,10 @@ def content_id_family(c: Corpus) -> None:
     c.add("cid-duplicate-prefix-and-bare", document(atts=(Att(cid="cid:1"), Att(cid="1", name="2.pdf"))),
           read(attachments=[att_ok(), att_err("edxml.attachment.duplicate_id")]), attack=attack,
           about="cid:1 and 1 are the same ContentId")
-    c.add("cid-duplicate-third", document(
-        d := dialect(1), atts=(Att(cid="cid:1"), Att(cid="cid:2", name="2.pdf"), Att(cid=" cid:1 ", name="3.pdf", listed=False))),
+    d = dialect(1)
+    c.add("cid-duplicate-third", document(d, atts=(
+        Att(cid="cid:1"), Att(cid="cid:2", name="2.pdf"),
+        Att(cid=" cid:1 ", name="3.pdf", listed=False))),
         read(attachments=[att_ok(), att_ok(), att_err("edxml.attachment.duplicate_id")]),
         attack=attack, about=f"the third attachment repeats the first's ContentId ({d.name})")
     for i, _ in enumerate(range(2)):
@@ -971,7 +980,8 @@ def content_id_family(c: Corpus) -> None:
         c.add(f"attachment-without-content-{d.name}", document(d, atts=(Att(cte=False),)),
               read(attachments=[att_err("edxml.attachment.missing")], subject=SUBJECT),
               attack=attack, about="an Attachment with no ContentTransferEncoded")
-    c.add("attachment-two-contents", document(atts=(Att(extra=f"      {REF.cte_open}QUJD{REF.cte_close}\n"),)),
+    second = f"      {REF.cte_open}QUJD{REF.cte_close}\n"
+    c.add("attachment-two-contents", document(atts=(Att(extra=second),)),
           refused("edxml.structure.duplicate"), attack=attack,
           about="one Attachment with two ContentTransferEncoded elements")
     c.add("attachment-without-content-id", document(atts=(Att(cid=None, listed=False),)),
@@ -988,7 +998,8 @@ def content_id_family(c: Corpus) -> None:
     c.add("manifest-absent", document(manifest=False), read(warnings=["edxml.attachment.unlisted"]),
           attack=attack, about="no edXMLBody at all: attachments are read, unlisted")
     uuid = "3f2c9a7e-5b1d-4e8f-9a6b-0c1d2e3f4a5b"
-    c.add("cid-uuid-bare-vs-prefixed", document(dialect(2), atts=(Att(cid=uuid, manifest_cid="cid:" + uuid),)),
+    c.add("cid-uuid-bare-vs-prefixed",
+          document(dialect(2), atts=(Att(cid=uuid, manifest_cid="cid:" + uuid),)),
           read(), attack="tolerance", about="cid:<uuid> in the manifest matches a bare <uuid>")
 
 
@@ -1133,7 +1144,7 @@ def date_family(c: Corpus) -> None:
                                        ("words", "ngày 31 tháng 5"), ("long", "2" * 5000),
                                        ("year-0", "0000/01/01"))):
         d = dialect(i)
-        c.add(f"date-promulgation-{name}-{d.name}", document(d, header=edit(doc_header(), set={prom: value})),
+        c.add(f"date-promulgation-{name}-{d.name}", _with(d, {prom: value}),
               refused("edxml.value.date"), attack=attack,
               about=f"PromulgationDate {value[:20]!r}: mandatory, not a date")
     c.add("date-promulgation-overflow", document(header=edit(doc_header(), set={prom: OVERFLOW_TS})),
@@ -1155,12 +1166,12 @@ def date_family(c: Corpus) -> None:
                                              ("loose", "2024/5/31", True),
                                              ("padded", " 2024/05/31 ", False))):
         d = dialect(i)
-        c.add(f"date-tolerated-{name}-{d.name}", document(d, header=edit(doc_header(), set={prom: value})),
+        c.add(f"date-tolerated-{name}-{d.name}", _with(d, {prom: value}),
               read(warnings=["edxml.value.date"] if warn else [], promulgation_date="2024-05-31"),
               attack="tolerance", about=f"PromulgationDate {value!r} is read leniently")
     for i, (name, value) in enumerate((("words", "cuối tháng"), ("overflow", OVERFLOW_TS))):
         d = dialect(i)
-        c.add(f"date-due-date-{name}-{d.name}", document(d, header=edit(doc_header(), set={"DueDate": value})),
+        c.add(f"date-due-date-{name}-{d.name}", _with(d, {"DueDate": value}),
               read(warnings=["edxml.value.date"]), attack=attack,
               about=f"optional DueDate {value!r}: ignored with a warning",
               reader_bug=overflow_bug if name == "overflow" else None)
@@ -1184,8 +1195,10 @@ def organ_id_family(c: Corpus) -> None:
         "status-response-for": lambda d, v: status(d, header=edit(status_header(),
                                                                    set={"ResponseFor/OrganId": v})),
         "status-from": lambda d, v: status(d, header=edit(status_header(), set={"From/OrganId": v})),
-        "receiver": lambda d, v: document(d, trace=edit(trace_list(), append=[("Bussiness", "BussinessDocumentInfo", [
-            ["DocumentReceiver", "1"], ["ReceiverList", [["Receiver", [["OrganId", v], ["ReceiverType", "1"]]]]]])])),
+        "receiver": lambda d, v: document(d, trace=edit(trace_list(), append=[(
+            "Bussiness", "BussinessDocumentInfo",
+            [["DocumentReceiver", "1"],
+             ["ReceiverList", [["Receiver", [["OrganId", v], ["ReceiverType", "1"]]]]]])])),
     }
     i = 0
     for vname, value in unsafe.items():
@@ -1197,16 +1210,18 @@ def organ_id_family(c: Corpus) -> None:
             c.add(f"organ-id-{vname}-in-{where}-{d.name}", make(d, value.replace("&", "&amp;")),
                   refused("edxml.value.organ_id"), attack=attack,
                   about=f"OrganId {value[:30]!r} in {where}: unsafe characters or too long")
-    c.add("organ-id-unsafe-in-replacement-list", document(trace=edit(trace_list(), set={
-        "Bussiness/BussinessDocType": "3"}, append=[("Bussiness", "ReplacementInfoList", [
-            ["ReplacementInfo", [["DocumentId", DOCUMENT_ID], ["OrganIdList", [["OrganId", "../../etc/passwd"]]]]]])])),
+    replacement = [["ReplacementInfo", [["DocumentId", DOCUMENT_ID],
+                                        ["OrganIdList", [["OrganId", "../../etc/passwd"]]]]]]
+    c.add("organ-id-unsafe-in-replacement-list", document(trace=edit(
+        trace_list(), set={"Bussiness/BussinessDocType": "3"},
+        append=[("Bussiness", "ReplacementInfoList", replacement)])),
         read(), attack=attack,
         about="OrganIdList/OrganId items are kept as text, without the identifier check "
               "(accepted as is; reported as a gap)")
-    c.add("organ-id-nonstandard-to", document(header=edit(doc_header(), set={"To/OrganId": "28.22.H17"})),
+    c.add("organ-id-nonstandard-to", _with(REF, {"To/OrganId": "28.22.H17"}),
           read(warnings=["edxml.value.organ_id"]), attack="tolerance",
           about="a malformed but safe recipient code is accepted with a warning")
-    c.add("organ-id-surrounding-whitespace", document(header=edit(doc_header(), set={"From/OrganId": f"\n  {FROM_ID}\t"})),
+    c.add("organ-id-surrounding-whitespace", _with(REF, {"From/OrganId": f"\n  {FROM_ID}\t"}),
           read(from_organ_id=FROM_ID), attack="tolerance",
           about="whitespace around an OrganId is dropped")
 
@@ -1229,12 +1244,13 @@ def document_id_family(c: Corpus) -> None:
         "crlf-injected": ("000.00.00.H55,2024/05/31,123&#13;&#10;X-Header: 1",
                           "000.00.00.H55,2024/05/31,123\r\nX-Header: 1"),
         "path-like": ("../../../etc/passwd", "../../../etc/passwd"),
-        "semicolons-pipes": ("000.00.00.H55;2024/05/31|123/UBND-VP", "000.00.00.H55;2024/05/31|123/UBND-VP"),
+        "semicolons-pipes": ("000.00.00.H55;2024/05/31|123/UBND-VP",
+                             "000.00.00.H55;2024/05/31|123/UBND-VP"),
         "markup-escaped": ("&lt;script&gt;alert(1)&lt;/script&gt;", "<script>alert(1)</script>"),
     }
     for i, (name, (raw, parsed)) in enumerate(values.items()):
         d = dialect(i)
-        c.add(f"document-id-{name}-{d.name}", document(d, header=edit(doc_header(), set={"DocumentId": raw})),
+        c.add(f"document-id-{name}-{d.name}", _with(d, {"DocumentId": raw}),
               read(document_id=parsed), attack="document-id",
               about="DocumentId with injected separators: kept as an opaque string, no warning "
                     "(the reader does not inspect DocumentId)")
@@ -1299,7 +1315,8 @@ def zip_family(c: Corpus) -> None:
               attack=attack, about=f"a ZIP member named {name.decode()!r}: unwrapped into the "
                                    "output directory under the reader's own name, never that path")
     two = zip_bytes([stored(b"a.pdf", PDF), stored(b"b.pdf", PDF)])
-    docx = zip_bytes([stored(b"[Content_Types].xml", b"<Types/>"), stored(b"word/document.xml", b"<w/>")])
+    docx = zip_bytes([stored(b"[Content_Types].xml", b"<Types/>"),
+                      stored(b"word/document.xml", b"<w/>")])
     honest = zip_bytes([stored(b"cong-van.pdf", PDF)])
     not_zip = b"PK\x03\x04 a text file that happens to start like a ZIP\n"
     c.add("zip-ok-magic-only-declared-text", document(atts=(Att(content=not_zip, ctype="text/plain",
@@ -1307,8 +1324,10 @@ def zip_family(c: Corpus) -> None:
           read(attachments=[att_ok(not_zip, unwrapped_from_zip=False)]), attack="tolerance",
           about="bytes that merely start like a ZIP, declared as text, are kept as they are")
     for name, data, expect, about in (
-            ("two-members", two, att_ok(two, unwrapped_from_zip=False), "a ZIP of two files is kept as the ZIP"),
-            ("docx", docx, att_ok(docx, unwrapped_from_zip=False), "an OOXML document is a ZIP by nature: kept"),
+            ("two-members", two, att_ok(two, unwrapped_from_zip=False),
+             "a ZIP of two files is kept as the ZIP"),
+            ("docx", docx, att_ok(docx, unwrapped_from_zip=False),
+             "an OOXML document is a ZIP by nature: kept"),
             ("reference-library-wrapper", honest,
              att_ok(PDF, zip_member_name="cong-van.pdf", unwrapped_from_zip=True),
              "the Java library's single-file wrapper is unwrapped")):
@@ -1345,7 +1364,8 @@ def tolerance_family(c: Corpus) -> None:
     c.add("odd-comments-and-pis-everywhere", noisy, read(subject=SUBJECT), attack=attack,
           about="comments and processing instructions before, inside and after everything")
     c.add("odd-cdata-subject", _at_subject(REF, "<![CDATA[V/v <báo cáo> & đề xuất]]>"),
-          read(subject="V/v <báo cáo> & đề xuất"), attack=attack, about="Subject in a CDATA section")
+          read(subject="V/v <báo cáo> & đề xuất"), attack=attack,
+          about="Subject in a CDATA section")
     mixed = document(header=edit(doc_header(), drop=["Subject"]), message_extra=(
         f'        <z:Subject xmlns:z="{NS}">{SUBJECT}</z:Subject>\n'
         f'        <ApplicationType xmlns="{NS}">MCDT_DT</ApplicationType>\n'))
@@ -1377,13 +1397,15 @@ def tolerance_family(c: Corpus) -> None:
         "      <Signature><SignedInfo><SignatureMethod Algorithm=\"x\"/></SignedInfo>"
         "<SignatureValue>AAAA</SignatureValue></Signature>\n")), read(), attack=attack,
         about="the reference libraries' placeholder Signature in the edXML namespace")
-    c.add("odd-empty-digital-signature", document(DIALECTS["bare"], header_extra="      <DigitalSignature/>\n"),
+    c.add("odd-empty-digital-signature",
+          document(DIALECTS["bare"], header_extra="      <DigitalSignature/>\n"),
           read(), attack=attack, about="the .NET dialect's empty DigitalSignature")
     nfd = "V/v triển khai liên thông văn bản điện tử"
     c.add("odd-nfd-subject", _at_subject(REF, unicodedata.normalize("NFD", nfd)),
           read(subject=unicodedata.normalize("NFC", nfd)), attack=attack,
           about="decomposed (NFD) Vietnamese is read as NFC")
-    c.add("odd-duplicate-subject", document(message_extra="        <edXML:Subject>Thứ hai</edXML:Subject>\n"),
+    c.add("odd-duplicate-subject",
+          document(message_extra="        <edXML:Subject>Thứ hai</edXML:Subject>\n"),
           read(warnings=["edxml.structure.duplicate"], subject=SUBJECT), attack=attack,
           about="Subject twice: the first one is used, with a warning")
     c.add("odd-attachments-inside-envelope", document(
