@@ -431,6 +431,21 @@ class EventConsumer:
         """Read `partition` again from `offset` (e.g. to redo uncommitted work)."""
         self._consumer.seek(partition, offset)
 
+    async def lag(self) -> dict[str, int]:
+        """Per topic, records not yet consumed (high watermark - position), summed over the
+        assigned partitions whose high watermark is known from a fetch."""
+        out: dict[str, int] = {}
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = await self._consumer.position(tp)
+            except (kafka_errors.KafkaError, AssertionError, ValueError):
+                continue  # the partition is being revoked
+            out[tp.topic] = out.get(tp.topic, 0) + max(0, high - position)
+        return out
+
     def pause(self, *partitions: TopicPartition) -> None:
         self._consumer.pause(*partitions)
 

@@ -323,21 +323,70 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_axis_sim(sub: Any) -> None:
-    try:
-        from connectors.axis.simulator import cli as sim_cli
-    except ImportError:
-        return
+    from connectors.axis.simulator import cli as sim_cli
+
     p = sub.add_parser("axis-sim", help="run the axis SIMULATOR (not the real axis) for trials")
     sim_cli.add_arguments(p)
     p.set_defaults(func=sim_cli.run)
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = [_register_axis_sim]
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+
+    from gateway.config import ConfigError, load_config
+    from gateway.logs import configure_logging
+
+    try:
+        config = load_config(Path(args.config), os.environ)
+    except ConfigError as exc:
+        raise UsageError(f"{exc.reason}: {exc.message}") from exc
+    configure_logging(args.log_format or config.log.format, config.log.level)
+    if args.check:
+        from gateway.check import check
+
+        return asyncio.run(check(config))
+    from gateway.daemon import run_daemon
+
+    return asyncio.run(run_daemon(config))
+
+
+def _register_run(sub: Any) -> None:
+    p = sub.add_parser("run", help="run the gateway daemon")
+    p.add_argument("--config", required=True, help="gateway.toml")
+    p.add_argument("--check", action="store_true",
+                   help="validate config, load keys and certificates, reach Kafka and the axis, exit")
+    p.add_argument("--log-format", choices=("auto", "json", "console"),
+                   help="override [log] format")
+    p.set_defaults(func=cmd_run)
+
+
+def _register_demo(sub: Any) -> None:
+    p = sub.add_parser("demo", help="quickstart: local Kafka, the axis simulator, two agencies, "
+                                    "one document and its receipts")
+    p.add_argument("--dir", default="var/demo", help="working directory (default: var/demo)")
+    p.set_defaults(func=lambda args: __import__("gateway.demo", fromlist=["main"]).main(args))
+
+
+def _register_audit_dlq(sub: Any) -> None:
+    from gateway import audit, dlq
+
+    audit.register_cli(sub)
+    dlq.register_cli(sub)
+
+
+_EXTENSIONS: list[Callable[[Any], None]] = [_register_run, _register_demo, _register_audit_dlq,
+                                            _register_axis_sim]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.func is not cmd_run:
+        # Logs go to stderr so that --json output on stdout stays clean.
+        from gateway.logs import configure_logging
+
+        configure_logging("auto", "warning")
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:

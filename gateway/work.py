@@ -27,6 +27,7 @@ class KeySpec:
     organ_id: str
     key: str | None = None
     cert: str | None = None
+    chain: str | None = None
     pkcs12: str | None = None
     password: str | None = None
 
@@ -50,7 +51,8 @@ def load_signer(spec: KeySpec) -> Any:
 
     if spec.pkcs12:
         return Signer.from_pkcs12(spec.pkcs12, spec.password)
-    return Signer.from_pem(spec.key, spec.cert, spec.password)  # type: ignore[arg-type]
+    return Signer.from_pem(spec.key, spec.cert, spec.password,  # type: ignore[arg-type]
+                           chain_path=spec.chain)
 
 
 def init_worker(setup: WorkerSetup) -> None:

@@ -1,0 +1,345 @@
+"""The daemon: configuration → connectors → pipelines, and a clean start and stop.
+
+`run_daemon` builds everything from one `GatewayConfig`, serves /metrics, /healthz and /readyz,
+runs the outbound consumer (lanes, ledger) and the inbound poller (under the poller lease), and
+on SIGTERM stops taking work, lets in-flight work finish within the grace period, commits what is
+done and exits 0. Work that did not finish is left uncommitted and is picked up again by the
+next owner of its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from connectors.axis.client import AxisClient
+from connectors.cloudevents import CloudEvent, KafkaRecord
+from connectors.kafka import (EventConsumer, EventProducer, KafkaConnectorError, TopicSpec,
+                              ensure_topics)
+from connectors.store import FileStore
+from edxml.errors import GatewayError
+from gateway import events
+from gateway.audit import AuditLog, producer_sender
+from gateway.config import GatewayConfig, load_signers
+from gateway.http import HealthState, start_http_server
+from gateway.inbound import InboundPoller, PollerLease
+from gateway.lanes import LaneRunner
+from gateway.ledger import Ledger
+from gateway.metrics import GatewayMetrics, known_reasons
+from gateway.outbound import OutboundPipeline, RetryPolicy
+from gateway.work import KeySpec, WorkerSetup, make_pool
+
+log = structlog.get_logger(__name__)
+
+PIPELINE_REASON_MODULES = ("gateway.outbound", "gateway.inbound", "gateway.events",
+                           "connectors.store", "connectors.cloudevents")
+
+
+class InstrumentedAxis:
+    """The axis client with every call timed and counted by operation and outcome."""
+
+    _OPERATIONS = {
+        "send_edoc": "sendEdoc", "get_received_edoc_list": "getReceivedEdocList",
+        "get_edoc": "getEdoc", "download_edoc": "downloadEdoc", "update_status": "updateStatus",
+        "get_sent_edoc_list": "getSentEdocList", "get_agencies_list": "getAgenciesList",
+        "get_agencies_list_qd20": "getAgenciesListQD20", "count_receive_edoc": "countReceiveEdoc",
+        "count_receive_status": "countReceiveStatus", "register_agency": "registerAgency",
+        "delete_agency": "deleteAgency",
+    }
+
+    def __init__(self, inner: Any, metrics: GatewayMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+        operation = self._OPERATIONS.get(name)
+        if operation is None:
+            return target
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            try:
+                result = await target(*args, **kwargs)
+            except GatewayError as exc:
+                self._metrics.axis_request(operation, time.monotonic() - started, exc.reason)
+                raise
+            self._metrics.axis_request(operation, time.monotonic() - started)
+            return result
+
+        return call
+
+
+@dataclass
+class Context:
+    """What the pipelines share; built once by `run_daemon` (or by tests)."""
+
+    config: GatewayConfig
+    producer: EventProducer
+    axis: Any
+    store: FileStore
+    ledger: Ledger
+    pool: Any
+    audit: AuditLog
+    metrics: GatewayMetrics
+    stopping: asyncio.Event
+    retry: RetryPolicy
+    known_recipient: Callable[[str], bool] | None = None
+    sent_unreceipted: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def instance_id(self) -> str:
+        return self.config.gateway.instance_id
+
+    @property
+    def source(self) -> str:
+        return events.gateway_source(self.config.axis.systemid)
+
+    @property
+    def agencies(self) -> frozenset[str]:
+        return self.config.agency_ids
+
+    async def publish_event(self, topic: str, event: CloudEvent, *, key: bytes | str | None) -> None:
+        await self.producer.publish(topic, event, key=key)
+
+    async def publish_retrying(self, send: Callable[[], Awaitable[Any]]) -> Any:
+        """Keep trying to record something in Kafka: an outcome not recorded is not done.
+
+        Gives up only when the daemon stops; the record then stays uncommitted.
+        """
+        delay = 0.2
+        while True:
+            try:
+                return await send()
+            except KafkaConnectorError as exc:
+                if not exc.transient or self.stopping.is_set():
+                    raise
+                log.warning("kafka.retry", reason=exc.reason, error=exc.message, delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def audit_record(self, **fields: Any) -> None:
+        # A record that fails to send stays pending in the chain and goes out, unchanged, before
+        # the next one; the work is not held up by it.
+        try:
+            await self.audit.record(**fields)
+        except GatewayError as exc:
+            log.warning("audit.deferred", reason=exc.reason, error=exc.message)
+
+
+def _topic_specs(config: GatewayConfig) -> list[TopicSpec]:
+    t = config.topics
+    specs = [TopicSpec(t.outbound_documents, partitions=6), TopicSpec(t.outbound_receipts, partitions=6),
+             TopicSpec(t.delivery, partitions=6), TopicSpec(t.audit, partitions=3),
+             TopicSpec(t.deadletter, partitions=1),
+             TopicSpec(t.ledger, partitions=6, config={"cleanup.policy": "compact"}),
+             TopicSpec(t.poller, partitions=1)]
+    for topic in config.inbound_topics():
+        specs.append(TopicSpec(topic, partitions=6))
+    return specs
+
+
+def _lane_of(record: KafkaRecord) -> str:
+    agency = record.header("ce_agency")
+    if agency:
+        return agency.decode("utf-8", "replace")
+    return (record.key or b"").decode("utf-8", "replace")
+
+
+def worker_setup(config: GatewayConfig) -> WorkerSetup:
+    keys = tuple(KeySpec(a.organ_id, key=str(a.key) if a.key else None,
+                         cert=str(a.cert) if a.cert else None,
+                         chain=str(a.chain) if a.chain else None,
+                         pkcs12=str(a.pkcs12) if a.pkcs12 else None,
+                         password=a.password.reveal() if a.password else None)
+                 for a in config.agencies)
+    inbound = config.inbound
+    return WorkerSetup(keys=keys, trust_paths=(str(inbound.trust_dir),),
+                       crl_files=tuple(str(p) for p in inbound.crl_files),
+                       allow_sha1=inbound.allow_sha1,
+                       max_attachment_bytes=inbound.max_attachment_bytes)
+
+
+async def _directory(axis: Any) -> Callable[[str], bool] | None:
+    """Which agencies the axis knows (both identifier forms), for the unknown-recipient check."""
+    try:
+        agencies = await axis.get_agencies_list()
+        qd20 = await axis.get_agencies_list_qd20()
+    except GatewayError as exc:
+        log.warning("axis.directory_unavailable", reason=exc.reason, error=exc.message)
+        return None
+    known = {a.code for a in agencies} | {a.code for a in qd20} | {a.code102 for a in qd20}
+    known.discard("")
+    return known.__contains__
+
+
+async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None,
+                     install_signals: bool = True) -> int:
+    stopping = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if install_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+
+    registry = CollectorRegistry()
+    metrics = GatewayMetrics(registry, reasons=known_reasons(PIPELINE_REASON_MODULES))
+    health = HealthState(("kafka", "axis", "keys"))
+    http = await start_http_server(registry, health, host=config.http.host, port=config.http.port)
+    log.info("gateway.starting", instance=config.gateway.instance_id, http=http.url,
+             agencies=sorted(config.agency_ids), systemid=config.axis.systemid)
+
+    signers = await asyncio.to_thread(load_signers, config)
+    now = datetime.now(timezone.utc)
+    for organ_id, signer in signers.items():
+        days = (signer.certificate.not_valid_after_utc - now).total_seconds() / 86400
+        metrics.certificate_expiry_days.labels(organ_id).set(round(days, 2))
+    health.set_ok("keys")
+
+    settings = config.kafka.settings()
+    while True:
+        try:
+            await ensure_topics(settings, _topic_specs(config))
+            break
+        except KafkaConnectorError as exc:
+            if not exc.transient or stopping.is_set():
+                raise
+            health.set_failed("kafka", exc.reason)
+            log.warning("gateway.kafka_unavailable", error=exc.message)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 2)
+    producer = EventProducer(settings)
+    await producer.start()
+    health.set_ok("kafka")
+
+    audit = AuditLog(config.gateway.instance_id, producer_sender(producer, config.topics.audit),
+                     source=events.gateway_source(config.axis.systemid), metrics=metrics)
+
+    async def ledger_send(key: bytes, value: bytes) -> None:
+        await producer.send_record(config.topics.ledger, KafkaRecord(key=key, value=value))
+
+    ledger = Ledger(settings, config.topics.ledger, ledger_send)
+    pool = make_pool(worker_setup(config), config.gateway.workers)
+    axis = InstrumentedAxis(AxisClient(config.axis.client_config()), metrics)
+    store = FileStore(config.store.root, allowed_roots=config.store.allowed_roots)
+    r = config.retry
+    ctx = Context(config=config, producer=producer, axis=axis, store=store, ledger=ledger,
+                  pool=pool, audit=audit, metrics=metrics, stopping=stopping,
+                  retry=RetryPolicy(r.max_attempts, r.initial_seconds, r.max_seconds,
+                                    r.total_seconds))
+    ctx.known_recipient = await _directory(axis)
+    await ctx.audit_record(flow="gateway", step="started", outcome="ok")
+
+    outbound = OutboundPipeline(ctx=ctx)
+    grace = config.gateway.shutdown_grace_seconds
+    runner: LaneRunner | None = None
+
+    async def on_assigned(partitions: frozenset[Any]) -> None:
+        await ledger.reload()
+        log.info("gateway.ledger_loaded", entries=len(ledger))
+
+    async def on_revoked(partitions: frozenset[Any]) -> None:
+        if runner is not None:
+            await runner.release(partitions, grace)
+
+    consumer = EventConsumer(settings, [config.topics.outbound_documents,
+                                        config.topics.outbound_receipts],
+                             group_id=config.kafka.group_id, on_assigned=on_assigned,
+                             on_revoked=on_revoked, **config.kafka.consumer_options())
+    runner = LaneRunner(consumer, outbound.handle, lane_of=_lane_of)
+    await consumer.start()
+
+    tasks: list[asyncio.Task[Any]] = [
+        asyncio.create_task(_consume(consumer, runner, stopping), name="consume"),
+        asyncio.create_task(runner.commit_loop(), name="commit"),
+        asyncio.create_task(_watch(ctx, health, runner, consumer), name="watch"),
+    ]
+    lease = None
+    if config.axis.poll:
+        lease = PollerLease(settings, config.topics.poller,
+                            f"{config.kafka.group_id}.poller.{config.axis.systemid}",
+                            session_timeout_ms=int(config.kafka.session_timeout_seconds * 1000))
+        await lease.start()
+        tasks.append(asyncio.create_task(InboundPoller(ctx=ctx).run(lease, stopping),
+                                         name="inbound"))
+    metrics.up.set(1)
+    log.info("gateway.ready")
+
+    exit_code = 0
+    stop_wait = asyncio.create_task(stopping.wait())
+    done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        if task is not stop_wait and task.exception() is not None:
+            log.error("gateway.task_failed", task=task.get_name(), error=repr(task.exception()))
+            exit_code = 1
+    stopping.set()
+    log.info("gateway.stopping", in_flight=runner.in_flight)
+    metrics.up.set(0)
+    with contextlib.suppress(Exception):
+        await runner.stop(grace)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    stop_wait.cancel()
+    if lease is not None:
+        with contextlib.suppress(Exception):
+            await lease.stop()
+    with contextlib.suppress(Exception):
+        await consumer.stop()
+    with contextlib.suppress(Exception):
+        await audit.close()
+    with contextlib.suppress(Exception):
+        await producer.stop()
+    pool.shutdown(wait=True, cancel_futures=True)
+    with contextlib.suppress(Exception):
+        await axis.aclose()
+    await http.stop()
+    log.info("gateway.stopped", exit_code=exit_code)
+    return exit_code
+
+
+async def _consume(consumer: EventConsumer, runner: LaneRunner, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        try:
+            records = await consumer.poll(timeout_ms=500)
+        except KafkaConnectorError as exc:
+            if not exc.transient:
+                raise
+            log.warning("gateway.poll_failed", reason=exc.reason, error=exc.message)
+            await asyncio.sleep(1)
+            continue
+        for record in records:
+            runner.submit(record)
+        failed = runner.failed_lanes()
+        if failed:
+            raise RuntimeError(f"a lane failed: {failed[0]!r}")
+
+
+async def _watch(ctx: Context, health: HealthState, runner: LaneRunner,
+                 consumer: EventConsumer) -> None:
+    """Readiness and gauges: axis reachable, in-flight work, consumer lag."""
+    while True:
+        try:
+            await ctx.axis.count_receive_edoc()
+            health.set_ok("axis")
+        except GatewayError as exc:
+            health.set_failed("axis", exc.reason)
+        ctx.metrics.in_flight.labels("outbound").set(runner.in_flight)
+        for topic, lag in (await consumer.lag()).items():
+            ctx.metrics.consumer_lag.labels(topic).set(lag)
+        await asyncio.sleep(10)
+
+
+def default_instance_id() -> str:
+    import os
+
+    return f"{socket.gethostname()}-{os.getpid()}"

@@ -1,0 +1,279 @@
+"""Outbound: an agency's event becomes a signed package on the axis, exactly once.
+
+    record → envelope → validate → (ledger: already sent?) → fetch attachments → build + sign
+           → ledger intent → sendEdoc (retry transient, reconcile before resending)
+           → ledger sent → archive → delivery event + audit → (commit, by the lane runner)
+
+Every input problem ends as an outcome, never as an exception: permanent ones as a dead letter
+plus a `delivery.failed` event for the sender, transient ones retried with capped, jittered
+backoff. Only the failure to record an outcome in Kafka itself is retried without end (the
+offset is not committed until it is recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import structlog
+from tenacity import (AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt,
+                      stop_after_delay, wait_exponential_jitter)
+
+from connectors.axis.client import AxisTransport, MessageType
+from connectors.cloudevents import CloudEvent, EnvelopeError, KafkaRecord
+from edxml.errors import GatewayError
+from edxml.values import VN_TZ
+from gateway import events, work
+from gateway.ledger import FAILED, INTENT, SENT, Ledger, LedgerEntry
+
+log = structlog.get_logger(__name__)
+
+# How much earlier than our intent the axis may have stamped a send (clocks differ).
+RECONCILE_SKEW_SECONDS = 120
+
+REASONS = {
+    "gateway.retries_exhausted": "a transient failure lasted longer than the retry budget",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 10
+    initial_seconds: float = 0.5
+    max_seconds: float = 60.0
+    total_seconds: float = 900.0
+
+    def retrying(self, on_retry: Callable[[Any], None]) -> AsyncRetrying:
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.total_seconds),
+            wait=wait_exponential_jitter(initial=self.initial_seconds, max=self.max_seconds),
+            retry=retry_if_exception(lambda e: isinstance(e, GatewayError) and e.transient),
+            before_sleep=on_retry,
+            reraise=True,
+        )
+
+
+class Outcome(Exception):
+    """Internal: the record's fate is decided (delivered or dead-lettered)."""
+
+
+class OutboundPipeline:
+    def __init__(self, *, ctx: Any) -> None:
+        # ctx: gateway.daemon.Context — config, producer, axis, store, ledger, pool, audit,
+        # metrics, publish (acknowledged publish with retry), agencies.
+        self.ctx = ctx
+
+    # -- entry point ------------------------------------------------------------------------
+
+    async def handle(self, record: KafkaRecord) -> None:
+        started = time.monotonic()
+        ctx = self.ctx
+        try:
+            event = CloudEvent.from_record(record)
+        except EnvelopeError as exc:
+            await self._dead_letter(record, None, exc, flow="document", attempts=0)
+            return
+        flow = "receipt" if event.type == events.RECEIPT_SEND else "document"
+        bound = log.bind(event_id=event.id, flow=flow, offset=record.offset,
+                         partition=record.partition)
+        try:
+            work_item = events.parse_incoming(event, agencies=ctx.agencies,
+                                              known_recipient=ctx.known_recipient)
+        except GatewayError as exc:
+            await self._dead_letter(record, event, exc, flow=flow, attempts=0)
+            return
+        bound = bound.bind(agency=work_item.sender, document_id=work_item.document_id)
+        entry = ctx.ledger.get(event.id)
+        if entry is not None and entry.state in (SENT, FAILED):
+            # Handled before a crash or rebalance: answer again from the ledger, send nothing.
+            bound.info("outbound.already_handled", state=entry.state, axis_doc_id=entry.axis_doc_id)
+            if entry.state == SENT:
+                await self._delivered(event, work_item, entry.axis_doc_id, entry.package_sha256, 0,
+                                      replayed=True)
+            return
+        with tempfile.TemporaryDirectory(prefix="out-", dir=ctx.store.scratch()) as scratch:
+            try:
+                doc_id, sha, attempts = await self._deliver(event, work_item, entry,
+                                                            Path(scratch), bound)
+            except GatewayError as exc:
+                await self._failed(record, event, work_item, exc, bound)
+                return
+        await self._delivered(event, work_item, doc_id, sha, attempts)
+        since = (datetime.now(timezone.utc) - event.time).total_seconds() if event.time else None
+        ctx.metrics.event_to_axis_seconds.labels(flow).observe(
+            since if since is not None and since >= 0 else time.monotonic() - started)
+        bound.info("outbound.delivered", axis_doc_id=doc_id, attempts=attempts,
+                   seconds=round(time.monotonic() - started, 3))
+
+    # -- the steps --------------------------------------------------------------------------
+
+    async def _deliver(self, event: CloudEvent, item: Any, entry: LedgerEntry | None,
+                       scratch: Path, bound: Any) -> tuple[str, str, int]:
+        ctx = self.ctx
+        flow = item.flow
+        package = await self._retry(flow, lambda: self._materialise(item, scratch))
+        out = scratch / "package.edxml"
+        begun = time.monotonic()
+        built = await asyncio.get_running_loop().run_in_executor(
+            ctx.pool, work.build_and_sign, item.sender, package, str(out))
+        ctx.metrics.package_seconds.labels("build_sign").observe(time.monotonic() - begun)
+        if "error" in built:
+            err = built["error"]
+            raise GatewayError(err["reason"], err["message"], where=err.get("where"))
+        sha = built["sha256"]
+        await self._audit(event, item, step="signed", outcome="ok", package_sha256=sha)
+
+        attempts = 0
+        if entry is not None and entry.state == INTENT and flow == "document":
+            doc_id = await self._retry(flow, lambda: self._reconcile(entry))
+            if doc_id is not None:
+                bound.info("outbound.reconciled", axis_doc_id=doc_id)
+                await self._record_sent(event, item, doc_id, sha)
+                return doc_id, sha, 0
+        intent = LedgerEntry(event.id, INTENT, flow, item.sender, document_id=item.document_id,
+                             notation=item.notation, title=item.title, package_sha256=sha)
+        await ctx.publish_retrying(lambda: ctx.ledger.write(intent))
+
+        async def attempt() -> str:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and flow == "document":
+                # The last attempt may have reached the axis with only the answer lost.
+                found = await self._reconcile(intent)
+                if found is not None:
+                    bound.info("outbound.reconciled", axis_doc_id=found, attempts=attempts)
+                    return found
+            result = await ctx.axis.send_edoc(
+                out, from_organ=item.sender,
+                messagetype=MessageType.STATUS if flow == "receipt" else MessageType.EDOC,
+                sha256=sha)
+            return result.doc_id
+
+        doc_id = await self._retry(flow, attempt)
+        await self._record_sent(event, item, doc_id, sha)
+        await asyncio.to_thread(ctx.store.archive_package, out)
+        return doc_id, sha, attempts
+
+    async def _materialise(self, item: Any, scratch: Path) -> dict[str, Any]:
+        """The JSON form of the package, with attachment paths resolved and checked."""
+        ctx = self.ctx
+        resolved = []
+        for ref in item.attachments:
+            path = await asyncio.to_thread(ctx.store.resolve, ref)
+            resolved.append(path)
+        return item.package_dict(resolved, trace_organ_id=item.sender,
+                                 now=datetime.now(timezone.utc))
+
+    async def _reconcile(self, entry: LedgerEntry) -> str | None:
+        """Find a message the axis accepted for this intent (sent list: same sender, same
+        số/ký hiệu and subject, sent after the intent, not claimed by another event)."""
+        ctx = self.ctx
+        items = await ctx.axis.get_sent_edoc_list(messagetype=MessageType.EDOC)
+        claimed = ctx.ledger.claimed_doc_ids()
+        not_before = entry.time - RECONCILE_SKEW_SECONDS
+        for sent in items:
+            if sent.from_code != entry.sender or sent.sender_doc_id in claimed:
+                continue
+            if (entry.notation or "") != sent.notation or (entry.title or "") != sent.title:
+                continue
+            when = _axis_time(sent.sent_time)
+            if when is not None and when.timestamp() < not_before:
+                continue
+            return sent.sender_doc_id
+        return None
+
+    async def _record_sent(self, event: CloudEvent, item: Any, doc_id: str, sha: str) -> None:
+        ctx = self.ctx
+        entry = LedgerEntry(event.id, SENT, item.flow, item.sender, document_id=item.document_id,
+                            notation=item.notation, title=item.title, package_sha256=sha,
+                            axis_doc_id=doc_id)
+        await ctx.publish_retrying(lambda: ctx.ledger.write(entry))
+
+    async def _retry(self, flow: str, step: Callable[[], Awaitable[Any]]) -> Any:
+        ctx = self.ctx
+
+        def on_retry(state: Any) -> None:
+            exc = state.outcome.exception()
+            reason = getattr(exc, "reason", "other")
+            ctx.metrics.retry(flow, reason)
+            log.warning("outbound.retry", flow=flow, reason=reason, attempt=state.attempt_number,
+                        error=getattr(exc, "message", str(exc)))
+
+        try:
+            async for attempt in ctx.retry.retrying(on_retry):
+                with attempt:
+                    return await step()
+        except RetryError as exc:  # pragma: no cover - reraise=True makes this unreachable
+            raise exc.last_attempt.exception() from None
+        raise AssertionError("unreachable")
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    async def _delivered(self, event: CloudEvent, item: Any, doc_id: str | None,
+                         sha: str | None, attempts: int, replayed: bool = False) -> None:
+        ctx = self.ctx
+        outcome = events.delivery_accepted(event, item, axis_doc_id=doc_id, package_sha256=sha,
+                                           attempts=attempts, source=ctx.source)
+        await ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.delivery, outcome,
+                                                             key=item.key))
+        await self._audit(event, item, step="delivered", outcome="ok", axis_doc_id=doc_id,
+                          package_sha256=sha)
+        if not replayed:
+            ctx.metrics.message(item.flow, "ok", None)
+            if item.flow == "document":
+                ctx.sent_unreceipted[item.document_id] = time.time()
+
+    async def _failed(self, record: KafkaRecord, event: CloudEvent, item: Any,
+                      exc: GatewayError, bound: Any) -> None:
+        ctx = self.ctx
+        reason = exc.reason
+        bound.warning("outbound.failed", reason=reason, error=exc.message,
+                      transient=exc.transient)
+        entry = LedgerEntry(event.id, FAILED, item.flow, item.sender,
+                            document_id=item.document_id, reason=reason)
+        await ctx.publish_retrying(lambda: ctx.ledger.write(entry))
+        await self._dead_letter(record, event, exc, flow=item.flow, attempts=0, item=item)
+
+    async def _dead_letter(self, record: KafkaRecord, event: CloudEvent | None,
+                           exc: GatewayError, *, flow: str, attempts: int, item: Any = None) -> None:
+        ctx = self.ctx
+        now = datetime.now(timezone.utc)
+        letter = events.dead_letter(record, reason=exc.reason, message=exc.message, flow=flow,
+                                    attempts=attempts, first_failure=now, last_failure=now,
+                                    instance=ctx.instance_id, source=ctx.source)
+        await ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.deadletter, letter,
+                                                             key=record.key))
+        if event is not None:
+            failed = events.delivery_failed(event, item, reason=exc.reason, message=exc.message,
+                                            attempts=attempts, source=ctx.source)
+            key = item.key if item is not None else record.key
+            await ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.delivery,
+                                                                 failed, key=key))
+        await ctx.audit_record(flow=flow, step="dead-lettered", outcome="failed",
+                               agency=getattr(item, "sender", None),
+                               document_id=getattr(item, "document_id", None),
+                               event_id=event.id if event else None, reason=exc.reason)
+        ctx.metrics.message(flow, "failed", exc.reason)
+        ctx.metrics.dead_letter(flow, exc.reason)
+        log.warning("outbound.dead_lettered", flow=flow, reason=exc.reason, error=exc.message,
+                    event_id=event.id if event else None, offset=record.offset)
+
+    async def _audit(self, event: CloudEvent, item: Any, **fields: Any) -> None:
+        await self.ctx.audit_record(flow=item.flow, agency=item.sender,
+                                    document_id=item.document_id, event_id=event.id, **fields)
+
+
+def _axis_time(text: str) -> datetime | None:
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%d/%m/%Y %H:%M:%S"):
+        with contextlib.suppress(ValueError, TypeError):
+            return datetime.strptime(text, fmt).replace(tzinfo=VN_TZ)
+    return None

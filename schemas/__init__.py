@@ -1,0 +1,1 @@
+"""Machine-readable contracts: the edXML XSD, event JSON Schemas and the AsyncAPI document."""
