@@ -7,6 +7,7 @@ The reference Java library declares `application/zip` for a zipped `.doc` and ot
 from __future__ import annotations
 
 import zipfile
+import zlib
 from typing import BinaryIO
 
 SNIFF_BYTES = 4096
@@ -66,11 +67,20 @@ def container_type(zf: zipfile.ZipFile) -> str | None:
                 return mime
         return "application/vnd.openxmlformats-officedocument"
     if "mimetype" in names:
+        # ODF's first member names the type in a few bytes; read no more than that, whatever the
+        # member claims (a zip bomb can be called "mimetype" too).
         try:
-            declared = zf.read("mimetype")[:100].decode("ascii").strip()
-        except (UnicodeDecodeError, KeyError, zipfile.BadZipFile, OSError):
+            info = zf.getinfo("mimetype")
+            if info.file_size > 100:
+                return None
+            with zf.open(info) as member:
+                declared = member.read(101).decode("ascii").strip()
+        except (UnicodeDecodeError, KeyError, zipfile.BadZipFile, OSError, zlib.error,
+                EOFError, NotImplementedError, RuntimeError, ValueError):
             return None
-        return declared or None
+        if not declared or not declared.isprintable() or "/" not in declared:
+            return None
+        return declared
     return None
 
 
@@ -85,7 +95,8 @@ def sniff_file(f: BinaryIO) -> str:
         try:
             with zipfile.ZipFile(f) as zf:
                 mime = container_type(zf) or mime
-        except (zipfile.BadZipFile, OSError, ValueError):
+        except (zipfile.BadZipFile, OSError, ValueError, zlib.error, EOFError,
+                NotImplementedError, RuntimeError):
             pass
     f.seek(pos)
     return mime

@@ -24,6 +24,7 @@ import os
 import re
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -65,6 +66,7 @@ class ReadLimits:
     max_attachment_bytes: int = 2 * 1024 ** 3         # one decoded attachment
     max_package_bytes: int = 4 * 1024 ** 3            # the whole input
     max_attachments: int = 1000
+    max_header_elements: int = 20_000                 # every element but attachment content
     max_zip_ratio: int = 200                          # uncompressed / compressed, zip bomb guard
     parser: Limits = field(default_factory=Limits)
 
@@ -108,6 +110,26 @@ class ReadResult:
         return "status" if isinstance(self.package, StatusPackage) else "edoc"
 
 
+def _known_elements() -> frozenset[str]:
+    names = {"edXML", "edXMLEnvelope", "edXMLHeader", "MessageHeader", "TraceHeaderList",
+             "edXMLBody", "edXMLManifest", "Reference", "ContentId", "ContentType", "Description",
+             "AttachmentName", "AttachmentEncoded", "Attachment", "ContentTransferEncoded"}
+    todo = [MessageHeader, StatusHeader, TraceHeaderList]
+    seen: set[type] = set()
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        for _, xf in xml_fields(cls):
+            names.add(xf.name)
+            if xf.item:
+                names.add(xf.item)
+            if xf.node is not None:
+                todo.append(xf.node)
+    return frozenset(names)
+
+
 class _Node:
     __slots__ = ("uri", "local", "children", "parts")
 
@@ -136,6 +158,7 @@ class _Base64Sink:
         self.limit = limit
         self.digest = hashlib.sha256()
         self.error: EdxmlError | None = None
+        self.finished = False  # padding seen: nothing may follow
 
     def feed(self, data: str) -> None:
         if self.error is not None:
@@ -143,6 +166,9 @@ class _Base64Sink:
         raw = data.encode("ascii", "replace")
         if b" " in raw or b"\n" in raw or b"\r" in raw or b"\t" in raw:
             raw = _WS.sub(b"", raw)
+        if self.finished and raw:
+            self._fail("edxml.attachment.base64", "data after the closing '=' padding")
+            return
         buf = self.pending + raw
         cut = len(buf) - len(buf) % 4
         self.pending = buf[cut:]
@@ -158,6 +184,8 @@ class _Base64Sink:
         except (binascii.Error, ValueError):
             self._fail("edxml.attachment.base64", "content is not valid base64")
             return
+        if chunk.endswith(b"="):
+            self.finished = True
         self.size += len(decoded)
         if self.size > self.limit:
             self._fail("edxml.attachment.too_large",
@@ -170,6 +198,11 @@ class _Base64Sink:
         self.error = AttachmentError(reason, message)
         self.file.close()
         self.path.unlink(missing_ok=True)
+
+    def element_inside(self) -> None:
+        """Markup inside base64 content: another parser would read different bytes."""
+        if self.error is None:
+            self._fail("edxml.attachment.base64", "attachment content contains markup")
 
     def close(self) -> None:
         if self.error is None and self.pending:
@@ -190,6 +223,8 @@ class _Handler:
         self.stack: list[_Node | None] = []
         self.root: _Node | None = None
         self.header_bytes = 0
+        self.header_elements = 0
+        self.unknown: list[str] = []
         self.attachment_nodes: list[tuple[_Node, _Base64Sink | None]] = []
         self.sink: _Base64Sink | None = None
         self.current_attachment: _Node | None = None
@@ -206,9 +241,25 @@ class _Handler:
             self.stack.append(node)
             return
         parent = self.stack[-1]
-        if parent is None:  # inside attachment content: no elements belong there
+        if parent is None or parent.local == "ContentTransferEncoded":
+            # Inside attachment content no elements belong: refuse the attachment, keep nothing.
+            if self.sink is not None:
+                self.sink.element_inside()
             self.stack.append(None)
             return
+        if uri not in (NS, "") or local not in _KNOWN_ELEMENTS:
+            # Nothing the model reads: walk it without keeping it (a flood of unknown elements
+            # costs no memory). Signatures are the digester's business.
+            if uri in (NS, "") and local not in ("Signature", "DigitalSignature") \
+                    and len(self.unknown) < 50:
+                self.unknown.append(f"{parent.local}/{local}")
+            self.stack.append(None)
+            return
+        self.header_elements += 1
+        if self.header_elements > self.limits.max_header_elements:
+            raise EdxmlError("edxml.structure.too_many",
+                             f"more than {self.limits.max_header_elements} elements outside "
+                             "attachment content")
         node = _Node(uri, local)
         parent.children.append(node)
         self.stack.append(node)
@@ -250,6 +301,9 @@ class _Handler:
 
     def pi(self, target: str, data: str) -> None:
         pass
+
+
+_KNOWN_ELEMENTS = _known_elements()
 
 
 # --- tree → model -----------------------------------------------------------------------------
@@ -321,19 +375,42 @@ class _Builder:
                     kwargs[attr] = tuple(self.node(xf.node, n, f"{path}/{xf.item}[{i}]")  # type: ignore[arg-type]
                                          for i, n in enumerate(items, 1))
                 else:
-                    kwargs[attr] = tuple(self.value(Kind.TEXT, n.text, f"{path}/{xf.item}[{i}]",
-                                                    False) for i, n in enumerate(items, 1))
+                    texts = [self.value(Kind.TEXT, n.text, f"{path}/{xf.item}[{i}]", False)
+                             for i, n in enumerate(items, 1)]
+                    if xf.item == "OrganId":
+                        texts = [self.organ_id(t, f"{path}/{xf.item}[{i}]")
+                                 for i, t in enumerate(texts, 1)]
+                    kwargs[attr] = tuple(texts)
             else:
                 value = self.value(xf.kind, child.text, path, xf.required)
                 if xf.name == "OrganId" and isinstance(value, str):
                     value = self.organ_id(value, path)
+                elif xf.name == "DocumentId" and isinstance(value, str):
+                    value = self.document_id(value, path)
                 if value is not None:
                     kwargs[attr] = value
         for child in node.children:
             if child.local not in known and child.uri in (NS, ""):
                 self.warn("edxml.structure.unknown_element",
-                          f"unknown element {child.local} ignored", f"{where}/{child.local}")
+                          f"element {child.local} does not belong here; ignored",
+                          f"{where}/{child.local}")
         return cls(**kwargs)
+
+    def document_id(self, value: str, where: str) -> str:
+        """Kept as sent (UUIDs and odd composites occur), but never with line breaks or tabs:
+        consumers split DocumentIds on "," and write them into logs and file names."""
+        value = value.strip()
+        if any(c in value for c in "\r\n\t"):
+            raise EdxmlError("edxml.value.document_id",
+                             "DocumentId contains a line break or tab", where=where)
+        parsed = values.DocumentId.parse(value) if value else None
+        if parsed is not None and parsed.warning:
+            self.warn("edxml.value.document_id", parsed.warning, where)
+        elif parsed is not None and parsed.kind == "composite" and "," in (parsed.code or ""):
+            self.warn("edxml.value.document_id",
+                      "DocumentId has more than two commas; consumers that split on ',' "
+                      "will misread it", where)
+        return value
 
     def organ_id(self, value: str, where: str) -> str:
         value = value.strip()
@@ -359,8 +436,9 @@ def _header(root: _Node) -> _Node:
 
 
 def _build_status(b: _Builder, message: _Node) -> StatusPackage:
+    codes = message.find_all("StatusCode")
+    _require(bool(codes) and bool(codes[0].text.strip()), "StatusCode", "MessageHeader")
     header = b.node(StatusHeader, message, "MessageHeader")
-    _require(bool(message.find_all("StatusCode")), "StatusCode", "MessageHeader")
     _require(bool(header.from_.organ_id), "From/OrganId", "MessageHeader/From")
     rf = header.response_for
     _require(bool(rf.organ_id), "ResponseFor/OrganId", "MessageHeader/ResponseFor")
@@ -376,6 +454,12 @@ def _build_document(b: _Builder, root: _Node, message: _Node,
     _require(bool(header.to), "To", "MessageHeader")
     _require(all(t.organ_id for t in header.to), "To/OrganId", "MessageHeader/To")
     _require(bool(header.subject.strip()), "Subject", "MessageHeader")
+    # Present in every real package (edxml.md §2, "Seen 1"); without them a clerk cannot
+    # register the document, so they are required on input too.
+    _require(bool(header.code.code_number.strip()), "Code/CodeNumber", "MessageHeader/Code")
+    _require(header.promulgation_info.promulgation_date is not None,
+             "PromulgationInfo/PromulgationDate", "MessageHeader/PromulgationInfo")
+    _require(bool(message.find_all("DocumentType")), "DocumentType", "MessageHeader")
     trace_nodes = root.find_all("edXMLEnvelope")[0].find_all("edXMLHeader")[0] \
         .find_all("TraceHeaderList")
     trace = (b.node(TraceHeaderList, trace_nodes[0], "TraceHeaderList") if trace_nodes
@@ -434,9 +518,11 @@ def _unwrap_zip(path: Path, limits: ReadLimits, declared_type: str) -> tuple[Pat
                     dst.write(chunk)
             return out, member.filename
     except AttachmentError:
+        path.with_name(path.name + ".unzipped").unlink(missing_ok=True)
         raise
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError,
-            RuntimeError, ValueError, OSError) as exc:
+            RuntimeError, ValueError, OSError, zlib.error) as exc:
+        path.with_name(path.name + ".unzipped").unlink(missing_ok=True)
         if declared_type.lower() not in _ZIP_TYPES:
             return None
         raise AttachmentError("edxml.attachment.truncated",
@@ -557,9 +643,24 @@ def read_package(source: str | os.PathLike[str] | BinaryIO, attachments_dir: str
     finally:
         if own:
             stream.close()
+    try:
+        return _result(handler, limits, digester, size, digest.hexdigest())
+    except BaseException:
+        # A refused package leaves nothing behind: no decoded attachment, no unzipped copy.
+        for _, sink in handler.attachment_nodes:
+            if sink is not None:
+                sink.path.unlink(missing_ok=True)
+                sink.path.with_name(sink.path.name + ".unzipped").unlink(missing_ok=True)
+        raise
+
+
+def _result(handler: _Handler, limits: ReadLimits, digester: Any, size: int,
+            sha256: str) -> ReadResult:
     root = handler.root
     assert root is not None
     b = _Builder()
+    for path in handler.unknown:
+        b.warn("edxml.structure.unknown_element", f"unknown element {path} ignored", path)
     message = _header(root)
     is_status = bool(message.find_all("StatusCode")) or bool(message.find_all("ResponseFor")) \
         and not message.find_all("To")
@@ -570,7 +671,7 @@ def read_package(source: str | os.PathLike[str] | BinaryIO, attachments_dir: str
         reports = _attachments(handler, b, root, limits)
         package = _build_document(b, root, message, tuple(r.attachment for r in reports))
     signature = digester.result() if digester is not None else None
-    return ReadResult(package, reports, tuple(b.warnings), signature, size, digest.hexdigest())
+    return ReadResult(package, reports, tuple(b.warnings), signature, size, sha256)
 
 
 def read_package_bytes(data: bytes, attachments_dir: str | os.PathLike[str] | None = None,

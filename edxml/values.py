@@ -261,7 +261,11 @@ def parse_timestamp_lenient(s: str) -> Parsed[dt.datetime]:
     if parsed.tzinfo is None:
         return Parsed(parsed.replace(tzinfo=VN_TZ),
                       f"{s!r}: not yyyy/MM/dd HH:mm:ss (read as Vietnam local time)")
-    return Parsed(parsed.astimezone(VN_TZ), f"{s!r}: ISO timestamp with a zone (converted to Vietnam time)")
+    try:
+        local = parsed.astimezone(VN_TZ)
+    except (OverflowError, ValueError):
+        raise EdxmlError("edxml.value.timestamp", f"{s!r} is out of the representable range") from None
+    return Parsed(local, f"{s!r}: ISO timestamp with a zone (converted to Vietnam time)")
 
 
 # --- Enumerations and booleans ------------------------------------------------------------------
