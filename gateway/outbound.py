@@ -93,13 +93,14 @@ class OutboundPipeline:
             return
         bound = bound.bind(agency=work_item.sender, document_id=work_item.document_id)
         entry = ctx.ledger.get(event.id)
-        if entry is not None and entry.state in (SENT, FAILED):
-            # Handled before a crash or rebalance: answer again from the ledger, send nothing.
-            bound.info("outbound.already_handled", state=entry.state, axis_doc_id=entry.axis_doc_id)
-            if entry.state == SENT:
-                await self._delivered(event, work_item, entry.axis_doc_id, entry.package_sha256, 0,
-                                      replayed=True)
+        if entry is not None and entry.state == SENT:
+            # Delivered before a crash or rebalance: answer again from the ledger, send nothing.
+            bound.info("outbound.already_delivered", axis_doc_id=entry.axis_doc_id)
+            await self._delivered(event, work_item, entry.axis_doc_id, entry.package_sha256, 0,
+                                  replayed=True)
             return
+        # A FAILED entry does not stop the event: it is either a dead letter replayed after a
+        # fix, or a redelivery that fails again the same way (same dead-letter id).
         with tempfile.TemporaryDirectory(prefix="out-", dir=ctx.store.scratch()) as scratch:
             try:
                 doc_id, sha, attempts = await self._deliver(event, work_item, entry,
@@ -152,10 +153,13 @@ class OutboundPipeline:
                 if found is not None:
                     bound.info("outbound.reconciled", axis_doc_id=found, attempts=attempts)
                     return found
+            # A receipt names its addressee explicitly: a status package only says which
+            # document it is about, and for 13 (sent by the document's sender) that is not the
+            # addressee.
             result = await ctx.axis.send_edoc(
                 out, from_organ=item.sender,
                 messagetype=MessageType.STATUS if flow == "receipt" else MessageType.EDOC,
-                sha256=sha)
+                to=item.recipients if flow == "receipt" else (), sha256=sha)
             return result.doc_id
 
         doc_id = await self._retry(flow, attempt)

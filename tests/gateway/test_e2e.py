@@ -96,3 +96,108 @@ async def test_secret_document_is_refused_and_nothing_is_sent(lab, thai_nguyen):
     after = await lab.admin("GET", "/admin/counters")
     assert json.dumps(after.get("received"), sort_keys=True) == \
         json.dumps(before.get("received"), sort_keys=True)
+
+
+async def test_revoke_with_13_and_15(thai_nguyen, nghe_an):
+    doc = thai_nguyen.document(to=[("000.00.00.H41", "UBND tỉnh Nghệ An")], number="202",
+                               notation="UBND-VP", subject="V/v văn bản sẽ thu hồi",
+                               attachments=[thai_nguyen.attachment("a.pdf", PDF)])
+    key = doc["message_header"]["document_id"]
+    first = await thai_nguyen.publish(events.DOCUMENT_SEND, doc, key=key)
+    await thai_nguyen.wait_for("delivery", _for(first))
+    await nghe_an.wait_for("inbound_documents",
+                           lambda e: e.data["package"]["message_header"]["document_id"] == key)
+
+    # The sender asks for the document back (13) and sends the revocation package.
+    ask = thai_nguyen.receipt(document=doc, code="13", description="Đề nghị lấy lại văn bản")
+    ask["message_header"]["response_for"]["organ_id"] = "000.00.00.H55"
+    ask["recipients"] = ["000.00.00.H41"]
+    ask_id = await thai_nguyen.publish(events.RECEIPT_SEND, ask, key=key)
+    revoke = thai_nguyen.document(to=[("000.00.00.H41", "UBND tỉnh Nghệ An")], number="202",
+                                  notation="UBND-VP", subject="V/v văn bản sẽ thu hồi",
+                                  attachments=[thai_nguyen.attachment("a.pdf", PDF)],
+                                  business={"business_doc_type": 1, "document_id": key,
+                                            "business_doc_reason": "Thu hồi văn bản điện tử"})
+    revoke_id = await thai_nguyen.publish(events.DOCUMENT_SEND, revoke, key=key)
+    for event_id in (ask_id, revoke_id):
+        (outcome,) = await thai_nguyen.wait_for("delivery", _for(event_id))
+        assert outcome.type == events.DELIVERY_ACCEPTED, outcome.data
+
+    arrived = await nghe_an.wait_for(
+        "inbound_documents", lambda e: e.data["package"]["message_header"]["document_id"] == key,
+        count=2)
+    flows = sorted(e.data["package"]["trace_header_list"].get("business", {})
+                   .get("business_doc_type", 0) for e in arrived)
+    assert flows == [0, 1]
+    await nghe_an.wait_for("inbound_receipts", lambda e: e.data["message_header"]["status_code"]
+                           == "13" and e.data["message_header"]["response_for"]["document_id"] == key)
+
+    agree = nghe_an.receipt(document=doc, code="15", description="Đồng ý thu hồi")
+    await nghe_an.publish(events.RECEIPT_SEND, agree, key=key)
+    await thai_nguyen.wait_for("inbound_receipts", lambda e: e.data["message_header"]["status_code"]
+                               == "15" and e.data["message_header"]["response_for"]["document_id"] == key)
+
+
+async def test_bad_event_is_dead_lettered_then_replayed_after_the_fix(lab, thai_nguyen, nghe_an):
+    content = PDF + b"replay"
+    attachment = thai_nguyen.attachment("late.pdf", content)
+    missing = Path(attachment["uri"].removeprefix("file://"))
+    held = missing.with_suffix(".held")
+    missing.rename(held)  # the agency's file is not on the shared volume yet
+    doc = thai_nguyen.document(to=[("000.00.00.H41", "UBND tỉnh Nghệ An")], number="303",
+                               notation="UBND-VP", subject="V/v tệp đính kèm đến muộn",
+                               attachments=[attachment])
+    key = doc["message_header"]["document_id"]
+    event_id = await thai_nguyen.publish(events.DOCUMENT_SEND, doc, key=key)
+    (failed,) = await thai_nguyen.wait_for("delivery", _for(event_id))
+    assert (failed.type, failed.data["reason"]) == (events.DELIVERY_FAILED, "store.missing")
+    await thai_nguyen.wait_for("deadletter", lambda e: e.data.get("reason") == "store.missing")
+
+    held.rename(missing)  # the fix
+    proc = await asyncio.create_subprocess_exec(
+        *_cli(), "dlq", "replay", "--bootstrap", lab.bootstrap,
+        "--topic", thai_nguyen.topics["deadletter"], "--reason", "store.missing",
+        "--audit-topic", thai_nguyen.topics["audit"],
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, (out, err)
+    outcomes = await thai_nguyen.wait_for("delivery", _for(event_id), count=2)
+    assert outcomes[-1].type == events.DELIVERY_ACCEPTED
+    (arrived,) = await nghe_an.wait_for(
+        "inbound_documents", lambda e: e.data["package"]["message_header"]["document_id"] == key)
+    assert arrived.data["attachments"][0]["sha256"] == hashlib.sha256(content).hexdigest()
+
+
+async def test_audit_chain_verifies_and_an_altered_record_is_found(lab, thai_nguyen):
+    settings = KafkaSettings(bootstrap_servers=lab.bootstrap)
+    report = await verify_topic(settings, thai_nguyen.topics["audit"])
+    assert report.ok and report.records > 0, report.as_dict()
+
+    # Copy the chain to another topic with one record's outcome changed, as a tamperer would.
+    from connectors.kafka import EventProducer, TopicSpec, ensure_topics, read_topic
+
+    records = await read_topic(settings, thai_nguyen.topics["audit"])
+    copy = thai_nguyen.topics["audit"] + ".tampered"
+    await ensure_topics(settings, [TopicSpec(copy, partitions=3)])
+    victim = len(records) // 2
+    async with EventProducer(settings) as producer:
+        for i, record in enumerate(records):
+            value = record.value
+            if i == victim:
+                data = json.loads(value)
+                data["outcome"] = "ok" if data.get("outcome") != "ok" else "failed"
+                value = json.dumps(data, ensure_ascii=False).encode()
+            await producer.send_record(copy, type(record)(record.key, value, record.headers),
+                                       partition=record.partition)
+    proc = await asyncio.create_subprocess_exec(
+        *_cli(), "audit", "verify", "--bootstrap", lab.bootstrap, "--topic", copy, "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 1, (out, err)
+    assert json.loads(out)["broken"]["kind"] == "altered"
+
+
+def _cli() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "gateway.cli"]
