@@ -27,13 +27,24 @@ def _print_json(data: Any) -> None:
 
 def _load_trust(args: argparse.Namespace) -> Any:
     if not getattr(args, "trust", None):
+        if getattr(args, "crl", None):
+            raise UsageError("--crl needs --trust")
         return None
+    from edxml.errors import EdxmlError
     from edxml.trust import TrustStore
 
+    trust = Path(args.trust)
     try:
-        return TrustStore.from_paths([Path(args.trust)], crl_files=[Path(c) for c in args.crl or ()])
+        store = TrustStore.from_paths([trust], crl_files=[Path(c) for c in args.crl or ()])
+    except EdxmlError as exc:  # edxml.trust.unreadable: a missing or unparsable file
+        raise UsageError(f"cannot load trust store: {exc.reason}: {exc.message}"
+                         + (f" ({exc.where})" if exc.where else "")) from exc
     except OSError as exc:
-        raise UsageError(f"cannot load trust store: {exc}") from exc
+        raise UsageError(f"cannot load trust store: {exc.strerror or exc}") from exc
+    if not store.roots:
+        # Nothing could ever verify: say so rather than report every signer as untrusted.
+        raise UsageError(f"cannot load trust store: no self-signed root certificate in {trust}")
+    return store
 
 
 def _signature_dict(verdict: Any) -> dict[str, Any] | None:
@@ -57,7 +68,10 @@ def _read(path: Path, work: Path, trust: Any) -> tuple[Any, Any]:
     from edxml.trust import TrustStore
 
     digester = DocumentDigester()
-    result = read_package(path, work, digester=digester)
+    try:
+        result = read_package(path, work, digester=digester)
+    except OSError as exc:  # missing, a directory, unreadable: not a verdict on a package
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
     # Without a trust store a real signature is still checked, and reported as untrusted.
     verdict = verify_signature(result.signature, trust if trust is not None else TrustStore(()))
     return result, verdict
@@ -78,8 +92,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 print(f"invalid package: {exc.reason}: {exc.message}"
                       + (f" (at {exc.where})" if exc.where else ""), file=sys.stderr)
             return EXIT_INVALID
+        # A broken signature is a defect of the package; "untrusted" is one only when the
+        # caller said what to trust. Placeholder and absent signatures are shown, not judged.
+        signature_ok = verdict.status != "invalid" or (
+            trust is None and verdict.reason == "edxml.signature.untrusted")
         report = {
-            "ok": all(a.ok for a in result.attachments),
+            "ok": all(a.ok for a in result.attachments) and signature_ok,
             "kind": result.kind,
             "size": result.size,
             "sha256": result.sha256,
@@ -134,7 +152,10 @@ def _print_inspect(report: dict[str, Any]) -> None:
     sig = report["signature"]
     if sig:
         who = f" by {sig['signer']['subject']}" if sig.get("signer") else ""
-        why = f" ({sig['reason']}: {sig['message']})" if sig.get("reason") else ""
+        if sig.get("reason"):
+            why = f" ({sig['reason']}: {sig['message']})"
+        else:
+            why = f" ({sig['message']})" if sig["status"] in ("placeholder", "absent") else ""
         print(f"  signature: {sig['status']}{who}{why}")
     for w in report["warnings"]:
         print(f"  warning {w['code']}: {w['message']}" + (f" (at {w['where']})" if w['where'] else ""))
@@ -167,11 +188,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    import os
+
     from edxml.errors import EdxmlError
     from edxml.jsonform import package_from_dict
     from edxml.writer import write_package_file
 
     spec_path = Path(args.spec)
+    if not args.key and (args.cert or args.password_env):
+        raise UsageError("--cert and --password-env need --key")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write {out}: {out.parent} is not a directory")
     try:
         spec = json.loads(spec_path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -182,18 +210,26 @@ def cmd_build(args: argparse.Namespace) -> int:
     signer = _load_signer(args) if args.key else None
     try:
         pkg = package_from_dict(spec, base_dir=spec_path.parent)
-        write_package_file(pkg, Path(args.out), signer=signer)
+        write_package_file(pkg, out, signer=signer)
     except EdxmlError as exc:
         print(f"invalid: {exc.reason}: {exc.message}" + (f" (at {exc.where})" if exc.where else ""),
               file=sys.stderr)
         return EXIT_INVALID
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    # The writer renames a private temporary file into place; a package is not a secret.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(out, 0o666 & ~umask)
     print(f"wrote {args.out}" + (" (signed)" if signer else ""))
     return EXIT_OK
 
 
 def _load_signer(args: argparse.Namespace) -> Any:
     import os
+    from datetime import datetime, timezone
 
+    from edxml.errors import EdxmlError
     from edxml.signature import Signer
 
     password = None
@@ -201,28 +237,64 @@ def _load_signer(args: argparse.Namespace) -> Any:
         password = os.environ.get(args.password_env)
         if password is None:
             raise UsageError(f"environment variable {args.password_env} is not set")
+    pkcs12 = str(args.key).lower().endswith((".p12", ".pfx"))
+    if not pkcs12 and not args.cert:
+        raise UsageError("--cert is required with a PEM key")
     try:
-        if str(args.key).lower().endswith((".p12", ".pfx")):
-            return Signer.from_pkcs12(Path(args.key), password)
-        if not args.cert:
-            raise UsageError("--cert is required with a PEM key")
-        return Signer.from_pem(Path(args.key), Path(args.cert), password)
+        if pkcs12:
+            signer = Signer.from_pkcs12(Path(args.key), password)
+        else:
+            signer = Signer.from_pem(Path(args.key), Path(args.cert), password)
+    except EdxmlError as exc:  # unreadable key/certificate, key not matching, not RSA
+        raise UsageError(f"cannot load signing key: {exc.reason}: {exc.message}"
+                         + (f" ({exc.where})" if exc.where else "")) from exc
     except OSError as exc:
-        raise UsageError(f"cannot load signing key: {exc.strerror}") from exc
+        raise UsageError(f"cannot load signing key: {exc.strerror or exc}") from exc
     except ValueError as exc:
         raise UsageError(f"cannot load signing key or certificate: {exc}") from exc
+    # An expired (or not yet valid) signing certificate is a configuration problem, the same
+    # for build and sign: refuse before any output is written.
+    cert = signer.certificate
+    now = datetime.now(timezone.utc)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise UsageError(f"edxml.signature.signer_not_valid: the certificate of "
+                         f"{cert.subject.rfc4514_string()} is valid from "
+                         f"{cert.not_valid_before_utc:%Y-%m-%d} to "
+                         f"{cert.not_valid_after_utc:%Y-%m-%d}, not now")
+    return signer
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    import os
+
     from edxml.errors import EdxmlError
     from edxml.signature import sign_file
 
+    src, dst = Path(args.input), Path(args.output)
+    if not src.is_file():
+        raise UsageError(f"cannot read {src}: not a file")
+    if not dst.parent.is_dir():
+        raise UsageError(f"cannot write {dst}: {dst.parent} is not a directory")
     signer = _load_signer(args)
+    # Written beside the output and renamed: never a half-written package, and signing a file
+    # in place (input == output) does not truncate what is being read.
+    fd, tmp_name = tempfile.mkstemp(prefix=".edoc-sign-", dir=dst.parent)
+    tmp = Path(tmp_name)
     try:
-        sign_file(Path(args.input), Path(args.output), signer)
+        with os.fdopen(fd, "wb") as f:
+            sign_file(src, f, signer)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, dst)
     except EdxmlError as exc:
-        print(f"invalid: {exc.reason}: {exc.message}", file=sys.stderr)
+        print(f"invalid: {exc.reason}: {exc.message}" + (f" (at {exc.where})" if exc.where else ""),
+              file=sys.stderr)
         return EXIT_INVALID
+    except OSError as exc:
+        raise UsageError(f"cannot sign {src} into {dst}: {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
     print(f"signed {args.output}")
     return EXIT_OK
 
@@ -235,27 +307,49 @@ def cmd_verify(args: argparse.Namespace) -> int:
         try:
             _, verdict = _read(Path(args.file), Path(work), trust)
         except EdxmlError as exc:
-            print(f"invalid: {exc.reason}: {exc.message}", file=sys.stderr)
+            if args.json:
+                _print_json({"status": "unreadable", "reason": exc.reason, "message": exc.message,
+                             "where": exc.where})
+            else:
+                print(f"invalid package: {exc.reason}: {exc.message}"
+                      + (f" (at {exc.where})" if exc.where else ""), file=sys.stderr)
             return EXIT_INVALID
     if args.json:
         _print_json(_signature_dict(verdict))
     else:
-        who = f" signer: {verdict.signer.subject}; issuer: {verdict.signer.issuer}" \
+        who = f"; signer: {verdict.signer.subject}; issuer: {verdict.signer.issuer}" \
             if verdict.signer else ""
-        why = f" {verdict.reason}: {verdict.message}" if verdict.reason else ""
+        if verdict.reason:
+            why = f" {verdict.reason}: {verdict.message}"
+        else:
+            why = f": {verdict.message}" if verdict.status != "valid" else ""
         print(f"{verdict.status}{why}{who}")
     return EXIT_OK if verdict.status == "valid" else EXIT_INVALID
 
 
 def cmd_pki_init(args: argparse.Namespace) -> int:
+    from edxml.errors import EdxmlError
     from edxml.pki import init_test_pki
+    from edxml.values import OrganId
 
     agencies = []
     for item in args.agency or ["000.00.00.H55=UBND tỉnh Thái Nguyên",
                                 "000.00.00.H41=UBND tỉnh Nghệ An"]:
         organ_id, _, name = item.partition("=")
+        organ_id, name = organ_id.strip(), name.strip()
+        try:
+            OrganId.parse(organ_id, strict=True)
+        except EdxmlError as exc:
+            raise UsageError(f"--agency {item!r}: {exc.message}") from exc
+        if any(organ_id == known for known, _ in agencies):
+            raise UsageError(f"--agency {organ_id} is given twice")
         agencies.append((organ_id, name or organ_id))
-    pki = init_test_pki(Path(args.dir), agencies=agencies)
+    try:
+        pki = init_test_pki(Path(args.dir), agencies=agencies)
+    except OSError as exc:
+        raise UsageError(f"cannot write the test PKI to {args.dir}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # an agency name longer than a certificate name may be
+        raise UsageError(f"--agency: {exc}") from exc
     print(f"test PKI written to {args.dir} (for trials only: these keys are not secret)")
     for line in getattr(pki, "describe", lambda: [])():
         print(f"  {line}")
