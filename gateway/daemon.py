@@ -334,6 +334,8 @@ async def _watch(ctx: Context, health: HealthState, runner: LaneRunner,
         except GatewayError as exc:
             health.set_failed("axis", exc.reason)
         ctx.metrics.in_flight.labels("outbound").set(runner.in_flight)
+        oldest = min(ctx.sent_unreceipted.values(), default=None)
+        ctx.metrics.oldest_unreceipted_seconds.set(0 if oldest is None else time.time() - oldest)
         for topic, lag in (await consumer.lag()).items():
             ctx.metrics.consumer_lag.labels(topic).set(lag)
         await asyncio.sleep(10)
