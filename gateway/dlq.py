@@ -203,10 +203,15 @@ def dead_letter_event(original: KafkaRecord, *, reason: str, message: str, flow:
                                   where=name)
     coordinates = OriginalRecord(original.topic, original.partition, original.offset,
                                  original.key, tuple(original.headers), original.value)
+    copy = coordinates.as_dict()
+    if reason == "event.secret_document":
+        # A state-secret document is never written anywhere, not even into a dead letter.
+        copy["value"] = None
+        copy["redacted"] = True
     data = {"reason": reason, "message": message[:MAX_MESSAGE_CHARS], "flow": flow,
             "attempts": attempts, "first_failure": format_time(first_failure),
             "last_failure": format_time(last_failure), "instance": instance,
-            "original": coordinates.as_dict()}
+            "original": copy}
     extensions = {"reason": reason, "flow": flow}
     agency = original.header("ce_agency")
     if agency:

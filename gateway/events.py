@@ -838,25 +838,14 @@ def dead_letter(record: KafkaRecord, *, reason: str, message: str, flow: str, at
                 first_failure: datetime, last_failure: datetime, instance: str,
                 source: str) -> CloudEvent:
     """A record that failed for good, with its coordinates and bytes, for the dead-letter topic
-    (publish keyed by the record's key). The id comes from topic/partition/offset, so writing it
-    twice yields one dead letter. A refused secret document's value is not copied."""
-    original: dict[str, Any] = {"topic": record.topic, "partition": record.partition,
-                                "offset": record.offset, "key": _b64(record.key),
-                                "headers": _headers(record.headers),
-                                "value": _b64(record.value)}
-    if reason == "event.secret_document":
-        original["value"] = None
-        original["redacted"] = True
-    data = {"reason": reason, "message": message[:MAX_MESSAGE_CHARS], "flow": flow,
-            "attempts": attempts, "first_failure": _format_time(first_failure),
-            "last_failure": _format_time(last_failure), "instance": instance,
-            "original": original}
-    agency = _header_text(record, "ce_agency")
-    subject = _header_text(record, "ce_subject")
-    event = _event(DEADLETTER, id=f"dl:{record.topic}:{record.partition}:{record.offset}",
-                   source=source, data=data, time=last_failure, subject=subject, agency=agency)
-    return dataclasses.replace(event, extensions={**event.extensions, "reason": reason,
-                                                  "flow": flow})
+    (publish keyed by the record's key); built by `gateway.dlq`, the one place that knows the
+    format. The id comes from topic/partition/offset, so writing it twice yields one dead
+    letter. A refused secret document's value is not copied."""
+    from gateway.dlq import dead_letter_event
+
+    return dead_letter_event(record, reason=reason, message=message, flow=flow,
+                             attempts=max(1, attempts), first_failure=first_failure,
+                             last_failure=last_failure, instance=instance, source=source)
 
 
 def _header_text(record: KafkaRecord, name: str) -> str | None:
