@@ -156,14 +156,28 @@ class DeadLetter:
     first_failure: str
     last_failure: str
     instance: str
-    original: OriginalRecord
+    original: OriginalRecord | None   # None for a package quarantined from the axis
     partition: int = -1   # where the dead letter itself is stored
     offset: int = -1
     replayed: bool = False
+    quarantined: dict[str, Any] | None = None  # axis_doc_id, package_uri, package_sha256
+
+    @property
+    def replayable(self) -> bool:
+        """Only Kafka records can be replayed; a quarantined axis message is marked done on the
+        axis, and its package is kept in the archive for inspection."""
+        return self.original is not None
 
     def summary(self) -> dict[str, Any]:
         """For listings: everything but the original's bytes (sizes and header names only)."""
         o = self.original
+        if o is None:
+            return {"id": self.id, "reason": self.reason, "message": self.message,
+                    "flow": self.flow, "attempts": self.attempts,
+                    "first_failure": self.first_failure, "last_failure": self.last_failure,
+                    "instance": self.instance, "replayed": False,
+                    "deadletter": {"partition": self.partition, "offset": self.offset},
+                    "quarantined": self.quarantined}
         ce_id = o.header("ce_id")
         return {"id": self.id, "reason": self.reason, "message": self.message,
                 "flow": self.flow, "attempts": self.attempts,
@@ -263,19 +277,7 @@ class DeadLetterIndex:
     unreadable: tuple[Unreadable, ...] = ()
 
 
-def _parse_dead_letter(event: CloudEvent, record: KafkaRecord) -> DeadLetter:
-    data = event.data
-    if not isinstance(data, dict):
-        raise DeadLetterError("dlq.unreadable", "data is not an object", where="data")
-    original = data.get("original")
-    if not isinstance(original, dict):
-        raise DeadLetterError("dlq.unreadable", "original is missing", where="original")
-    topic, partition, offset = (original.get("topic"), original.get("partition"),
-                                original.get("offset"))
-    if not isinstance(topic, str) or not topic or not isinstance(partition, int) \
-            or not isinstance(offset, int):
-        raise DeadLetterError("dlq.unreadable", "original topic/partition/offset are missing",
-                              where="original")
+def _letter_fields(data: dict[str, Any]) -> dict[str, Any]:
     text = {name: data.get(name) for name in ("reason", "message", "flow", "first_failure",
                                              "last_failure", "instance")}
     for name, value in text.items():
@@ -285,13 +287,38 @@ def _parse_dead_letter(event: CloudEvent, record: KafkaRecord) -> DeadLetter:
     attempts = data.get("attempts")
     if not isinstance(attempts, int) or isinstance(attempts, bool):
         raise DeadLetterError("dlq.unreadable", "attempts is not an integer", where="attempts")
+    return {**text, "attempts": attempts}
+
+
+def _parse_quarantine(event: CloudEvent, record: KafkaRecord, data: dict[str, Any],
+                      original: dict[str, Any]) -> DeadLetter:
+    kept = {k: original.get(k) for k in ("axis_doc_id", "package_uri", "package_sha256")}
+    return DeadLetter(id=event.id, partition=record.partition, offset=record.offset,
+                      original=None, quarantined=kept, **_letter_fields(data))
+
+
+def _parse_dead_letter(event: CloudEvent, record: KafkaRecord) -> DeadLetter:
+    data = event.data
+    if not isinstance(data, dict):
+        raise DeadLetterError("dlq.unreadable", "data is not an object", where="data")
+    original = data.get("original")
+    if not isinstance(original, dict):
+        raise DeadLetterError("dlq.unreadable", "original is missing", where="original")
+    if isinstance(original.get("axis_doc_id"), str) and "topic" not in original:
+        return _parse_quarantine(event, record, data, original)
+    topic, partition, offset = (original.get("topic"), original.get("partition"),
+                                original.get("offset"))
+    if not isinstance(topic, str) or not topic or not isinstance(partition, int) \
+            or not isinstance(offset, int):
+        raise DeadLetterError("dlq.unreadable", "original topic/partition/offset are missing",
+                              where="original")
     return DeadLetter(
-        id=event.id, attempts=attempts, partition=record.partition, offset=record.offset,
+        id=event.id, partition=record.partition, offset=record.offset,
         original=OriginalRecord(topic, partition, offset,
                                 _unb64(original.get("key"), "original.key"),
                                 decode_headers(original.get("headers", {})),
                                 _unb64(original.get("value"), "original.value")),
-        **text)
+        **_letter_fields(data))
 
 
 def collect_dead_letters(records: Iterable[KafkaRecord]) -> DeadLetterIndex:
@@ -439,7 +466,10 @@ async def replay(settings: KafkaSettings | str, topic: str = DEFAULT_DLQ_TOPIC, 
     not_found = tuple(sorted(wanted - found)) if wanted is not None else ()
     done: list[str] = []
     skipped = [letter.id for letter in selected if letter.replayed]
-    todo = [letter for letter in selected if not letter.replayed]
+    # Quarantined axis messages are listed, not replayed: nothing on Kafka to send again, and
+    # a redacted secret document has no bytes to send.
+    todo = [letter for letter in selected if not letter.replayed and letter.replayable
+            and letter.original.value is not None]
 
     own_producer = producer is None
     if producer is None:

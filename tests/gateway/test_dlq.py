@@ -299,3 +299,30 @@ async def test_cli_lists_and_replays(kafka_settings: KafkaSettings, topic_factor
     assert len(await read_topic(kafka_settings, source)) == 3
     trail = [json.loads(r.value) for r in await read_topic(kafka_settings, audit_topic)]
     assert [t["step"] for t in trail] == ["chain-opened", "replayed", "chain-closed"]
+
+
+def test_quarantined_axis_messages_are_listed_but_not_replayable(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from connectors.store import FileStore
+    from gateway import events
+    from tests.samples import sample
+
+    archived = FileStore(tmp_path).archive_package(sample("status_inbox_01.edxml"))
+    letter = events.quarantine_letter(
+        item=SimpleNamespace(doc_id="axis-1", to_code="000.00.00.H41"),
+        reason="edxml.signature.invalid", message="digest mismatch", flow="inbound-document",
+        archived=archived, instance="gw", now=datetime.now(timezone.utc), source="urn:test",
+        event_id="e-1")
+    index = collect_dead_letters([_record_of(letter)])
+    assert index.unreadable == ()
+    (listed,) = index.letters
+    assert not listed.replayable
+    assert listed.summary()["quarantined"]["axis_doc_id"] == "axis-1"
+    assert listed.reason == "edxml.signature.invalid"
+
+
+def _record_of(event):
+    record = event.to_record(key=b"k")
+    return type(record)(record.key, record.value, record.headers, topic="dlq", partition=0,
+                        offset=7)
