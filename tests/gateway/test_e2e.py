@@ -201,3 +201,38 @@ def _cli() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "gateway.cli"]
+
+
+def _http_url(gateway) -> str:
+    for line in gateway.log.read_text(errors="replace").splitlines():
+        if '"gateway.starting"' in line:
+            return json.loads(line)["http"]
+    raise AssertionError("no gateway.starting line")
+
+
+async def test_metrics_health_and_readiness_of_a_running_gateway(lab, thai_nguyen):
+    import aiohttp
+
+    gateway = next(gw for gw in lab.gateways if gw.province is THAI_NGUYEN)
+    url = _http_url(gateway)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/healthz") as resp:
+            assert resp.status == 200
+        async with session.get(url + "/readyz") as resp:
+            assert resp.status == 200, await resp.text()
+        async with session.get(url + "/metrics") as resp:
+            text = await resp.text()
+    assert 'edoc_gateway_messages_total{flow="document",outcome="ok",reason="none"}' in text
+    assert 'edoc_gateway_axis_request_seconds_count{operation="sendEdoc",outcome="ok"}' in text
+    assert 'edoc_gateway_certificate_expiry_days{agency="000.00.00.H55"}' in text
+    assert "edoc_gateway_up 1.0" in text
+
+
+async def test_sigterm_stops_cleanly_with_exit_code_0(lab):
+    extra = lab.start_gateway(THAI_NGUYEN, name="gw-term")
+    for _ in range(100):
+        if '"gateway.ready"' in extra.log.read_text(errors="replace"):
+            break
+        await asyncio.sleep(0.2)
+    assert await asyncio.to_thread(extra.terminate) == 0
+    assert '"gateway.stopped"' in extra.log.read_text()
