@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 from edxml import mime, text, values
 from edxml.errors import AttachmentError, EdxmlError
-from edxml.model import (NS, XMLDSIG_NS, Attachment, DocumentPackage, Kind, MessageHeader,
+from edxml.model import (NS, Attachment, DocumentPackage, Kind, MessageHeader,
                          StatusCode, StatusHeader, StatusPackage, TraceHeaderList, xml_fields)
 from edxml.xmlsafe import FanOut, Limits, SafeParser
 

@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +26,12 @@ import structlog
 from tenacity import (AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt,
                       stop_after_delay, wait_exponential_jitter)
 
-from connectors.axis.client import AxisTransport, MessageType
+from connectors.axis.client import MessageType
 from connectors.cloudevents import CloudEvent, EnvelopeError, KafkaRecord
 from edxml.errors import GatewayError
 from edxml.values import VN_TZ
 from gateway import events, work
-from gateway.ledger import FAILED, INTENT, SENT, Ledger, LedgerEntry
+from gateway.ledger import FAILED, INTENT, SENT, LedgerEntry
 
 log = structlog.get_logger(__name__)
 
@@ -60,10 +58,6 @@ class RetryPolicy:
             before_sleep=on_retry,
             reraise=True,
         )
-
-
-class Outcome(Exception):
-    """Internal: the record's fate is decided (delivered or dead-lettered)."""
 
 
 class OutboundPipeline:

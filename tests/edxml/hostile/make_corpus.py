@@ -658,7 +658,7 @@ def nesting_family(c: Corpus) -> None:
         c.add(f"deep-{deep}-in-{where}-{d.name}", document(d, **kw), refused("edxml.xml.too_deep"),
               attack="nesting", about=f"{deep} nested elements in {where}")
     c.add(f"deep-{deep}-prefixed", document(
-        message_extra=f'<x:a xmlns:x="urn:x">' + "<x:a>" * (deep - 1) + "</x:a>" * deep),
+        message_extra='<x:a xmlns:x="urn:x">' + "<x:a>" * (deep - 1) + "</x:a>" * deep),
         refused("edxml.xml.too_deep"), attack="nesting",
         about=f"{deep} nested elements with a prefix bound once")
     # Inside MessageHeader an element is at depth 5: root 1, envelope 2, header 3, message 4.
