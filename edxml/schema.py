@@ -31,7 +31,8 @@ SCHEMA_FILE = "edxml.xsd"
 MAX_XSD_BYTES = 64 * 1024 * 1024
 """Larger files are not validated against the schema (the tree would not fit comfortably)."""
 MAX_PROBLEMS = 50
-"""At most this many schema problems are listed; one more line says how many were left out."""
+"""At most this many schema problems (the first the validator finds, shown in document order)
+are listed; one more line says how many were left out."""
 
 _LOCK = threading.Lock()
 
@@ -111,12 +112,14 @@ def validate_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_XSD_BYTE
         return [f"not validated against {SCHEMA_FILE}: {exc.reason}: {exc.message}"
                 + (f" (at {exc.where})" if exc.where else "")]
     # Safe now: no DTD, no entities, bounded depth. huge_tree lifts libxml2's 10 MB cap on one
-    # text node, which a base64 attachment of a few MB exceeds.
+    # text node, which a base64 attachment of a few MB exceeds. Comments and processing
+    # instructions are not part of what XSD validates (xmlschema would take them for child
+    # elements of simple content); dropping them joins the text around them, as XSD reads it.
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=True, remove_comments=False)
+                             huge_tree=True, remove_comments=True, remove_pis=True)
     tree = etree.parse(str(path), parser)
     schema = load_schema()
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []
     for elem in tree.getroot().iter(_CONTENT):
         parent = elem.getparent()
         content = elem.text or ""
@@ -124,9 +127,10 @@ def validate_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_XSD_BYTE
             continue
         if len(content) % 4 or not _BASE64_ONE_LINE.fullmatch(content):
             names = [etree.QName(e).localname for e in (*reversed(list(elem.iterancestors())), elem)]
-            problems.append(f"line {elem.sourceline}, /{'/'.join(names)}: value is not base64 on "
-                            "one line (Base64OneLine: A-Z a-z 0-9 + /, length a multiple of 4, "
-                            "'=' padding only at the end)")
+            problems.append((elem.sourceline or 0,
+                             f"line {elem.sourceline}, /{'/'.join(names)}: value is not base64 "
+                             "on one line (Base64OneLine: A-Z a-z 0-9 + /, length a multiple of "
+                             "4, '=' padding only at the end)"))
         elem.text = ""
         del content
     left_out = 0
@@ -138,7 +142,8 @@ def validate_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_XSD_BYTE
             line = getattr(error, "sourceline", None)
             where = ", ".join(p for p in (f"line {line}" if line else "", error.path or "") if p)
             reason = (error.reason or error.message or "").strip().replace("\n", " ")
-            problems.append(f"{where}: {reason}" if where else reason)
+            problems.append((line or 0, f"{where}: {reason}" if where else reason))
+    lines = [text for _, text in sorted(problems, key=lambda p: p[0])]  # document order
     if left_out:
-        problems.append(f"... and {left_out} more schema problem(s)")
-    return problems
+        lines.append(f"... and {left_out} more schema problem(s)")
+    return lines
