@@ -176,7 +176,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.xsd:
         from edxml.schema import validate_file
 
-        problems += [f"xsd: {p}" for p in validate_file(Path(args.file))]
+        try:
+            problems += [f"xsd: {p}" for p in validate_file(Path(args.file))]
+        except OSError as exc:  # the schema is not installed, or the file went away
+            raise UsageError(f"cannot validate against the schema: {exc}") from exc
     for p in problems:
         print(f"invalid: {p}")
     for w in result.warnings:
