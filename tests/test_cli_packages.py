@@ -288,6 +288,33 @@ def test_xsd_validation_is_skipped_with_one_line_for_a_file_over_the_size_limit(
     assert validate_file(signed) == []
 
 
+def test_xsd_problems_come_in_document_order_and_are_capped():
+    from edxml.schema import validate_file
+
+    every = validate_file(sample("edoc_new.truncated.edxml"))
+    lines = [int(re.match(r"line (\d+),", p).group(1)) for p in every]  # type: ignore[union-attr]
+    assert len(lines) == 3 and lines == sorted(lines)
+    first, rest = validate_file(sample("edoc_new.truncated.edxml"), max_problems=1)
+    assert first in every and rest == "... and 2 more schema problem(s)"
+
+
+def test_xsd_reads_a_big_attachment_as_xsd_does_around_a_comment(work, big_spec):
+    from edxml.schema import validate_file
+
+    source = work / "big-for-comment.edxml"
+    assert run("build", big_spec, source).returncode == 0
+    data = source.read_bytes()
+    start = data.index(b">", data.index(b"<edXML:ContentTransferEncoded")) + 1
+    cut = start + 4 * 10_000
+    commented = work / "big-commented.edxml"
+    commented.write_bytes(data[:cut] + b"<!-- split -->" + data[cut:])
+    assert validate_file(commented) == []
+    broken = work / "big-broken.edxml"
+    broken.write_bytes(data[:cut] + b"!" + data[cut + 1:])
+    [line] = validate_file(broken)
+    assert "Base64OneLine" in line
+
+
 def test_xsd_validation_of_a_hostile_file_is_one_line_from_the_hardened_parser():
     from edxml.schema import validate_file
 
