@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -33,7 +32,7 @@ def run(*args: Any, check_clean: bool = True) -> subprocess.CompletedProcess[str
     """Run `edoc-gateway ARGS...` with umask 022; never a Python traceback on stderr."""
     proc = subprocess.run([sys.executable, "-m", "gateway.cli", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, encoding="utf-8", timeout=120,
-                          preexec_fn=lambda: os.umask(0o022))
+                          umask=0o022)
     if check_clean:
         assert "Traceback" not in proc.stderr, proc.stderr
     return proc
