@@ -52,6 +52,10 @@ REASONS = {
     "edxml.attachment.missing": "the manifest names an attachment the package does not carry",
     "edxml.attachment.too_large": "an attachment is larger than the configured limit",
     "edxml.attachment.zip_bomb": "a ZIP-wrapped attachment expands beyond the limits",
+    # warnings: the package is read, and these say what was tolerated
+    "edxml.attachment.no_id": "warning: an attachment has no ContentId",
+    "edxml.attachment.unlisted": "warning: an attachment is not listed in the manifest",
+    "edxml.structure.unknown_element": "warning: an element the standard does not define was ignored",
 }
 
 _WS = re.compile(rb"[ \t\r\n]+")

@@ -9,7 +9,7 @@ The whole tree is held in memory for XSD validation, so files larger than
 :data:`MAX_XSD_BYTES` are not validated; the result says so in one line instead.
 
 Where the schema is found: ``schemas/edxml.xsd`` of the source checkout this module sits in,
-else ``edxml/data/edxml.xsd`` (with ``xmldsig-core-schema.xsd`` beside it) of an installed
+else the ``schemas`` package data (with ``xmldsig-core-schema.xsd`` beside it) of an installed
 package.
 """
 
@@ -54,11 +54,10 @@ def schema_path() -> Path:
     checkout = here.parent
     if (checkout / "pyproject.toml").is_file():  # a source checkout (or an editable install)
         candidates.append(checkout / "schemas" / SCHEMA_FILE)
-    try:
-        candidates.append(Path(str(resources.files("edxml").joinpath("data", SCHEMA_FILE))))
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - edxml is always importable
+    try:  # an installed wheel ships schemas/ as package data
+        candidates.append(Path(str(resources.files("schemas").joinpath(SCHEMA_FILE))))
+    except (ModuleNotFoundError, TypeError):
         pass
-    candidates.append(here / "data" / SCHEMA_FILE)
     for path in candidates:
         if path.is_file():
             return path

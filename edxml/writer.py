@@ -444,6 +444,10 @@ def write_package_file(pkg: DocumentPackage | StatusPackage, dest: str | os.Path
                 f.write(head.after_slot.encode("utf-8"))
                 with open(body_tmp, "rb") as body_in:
                     shutil.copyfileobj(body_in, f, 1024 * 1024)
+        # mkstemp made it private; a package is not a secret, so it gets the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, dest)
         return written
     finally:

@@ -175,7 +175,7 @@ class InboundPoller:
         sig = result["signature"]
         policy = ctx.config.inbound.signature_policy
         if sig["status"] == "invalid":
-            return GatewayError(sig["reason"] or "edxml.signature.invalid", sig["message"])
+            return GatewayError(sig["reason"] or "edxml.signature.malformed", sig["message"])
         if sig["status"] == "placeholder" and policy == "require-valid":
             return GatewayError("inbound.signature_required",
                                 "the package carries a placeholder signature")
