@@ -150,7 +150,8 @@ def check_crls(config: GatewayConfig, store: Any, now: datetime) -> list[CheckRe
             results.append(CheckResult(name, FAIL, f"{detail}; stale: signatures under this CA "
                                        "are refused (edxml.signature.crl_stale) until it is "
                                        "renewed"))
-        elif next_update is not None and (next_update - now).total_seconds() < CRL_WARN_HOURS * 3600:
+        elif next_update is not None and \
+                (next_update - now).total_seconds() < CRL_WARN_HOURS * 3600:
             hours = (next_update - now).total_seconds() / 3600
             results.append(CheckResult(name, WARN, f"{detail}; {hours:.0f} h left: renew it"))
         else:
