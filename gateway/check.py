@@ -265,12 +265,12 @@ async def _kafka_metadata(settings: Any, specs: list[Any]) -> tuple[dict[str, An
 async def check_kafka(config: GatewayConfig, *,
                       timeout: float = KAFKA_TIMEOUT_SECONDS) -> list[CheckResult]:
     from connectors.kafka import KafkaConnectorError
-    from gateway.daemon import _topic_specs
+    from gateway.daemon import topic_specs
 
     settings = config.kafka.settings()
     settings = dataclasses.replace(
         settings, request_timeout_ms=min(settings.request_timeout_ms, int(timeout * 1000)))
-    specs = _topic_specs(config)
+    specs = topic_specs(config)
     where = config.kafka.bootstrap_servers
     # The client logs each refused connection itself; the result line says it once.
     quiet = logging.getLogger("aiokafka")

@@ -461,8 +461,10 @@ def _register_run(sub: Any) -> None:
 def _register_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="quickstart: local Kafka, the axis simulator, two agencies, "
                                     "one document and its receipts")
-    p.add_argument("--dir", default="var/demo", help="working directory (default: var/demo)")
-    p.set_defaults(func=lambda args: __import__("gateway.demo", fromlist=["main"]).main(args))
+    from gateway import demo
+
+    demo.add_arguments(p)
+    p.set_defaults(func=demo.main)
 
 
 def _register_audit_dlq(sub: Any) -> None:

@@ -137,7 +137,7 @@ class Context:
             log.warning("audit.deferred", reason=exc.reason, error=exc.message)
 
 
-def _topic_specs(config: GatewayConfig) -> list[TopicSpec]:
+def topic_specs(config: GatewayConfig) -> list[TopicSpec]:
     t = config.topics
     specs = [TopicSpec(t.outbound_documents, partitions=6), TopicSpec(t.outbound_receipts, partitions=6),
              TopicSpec(t.delivery, partitions=6), TopicSpec(t.audit, partitions=3),
@@ -208,7 +208,7 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
     settings = config.kafka.settings()
     while True:
         try:
-            await ensure_topics(settings, _topic_specs(config))
+            await ensure_topics(settings, topic_specs(config))
             break
         except KafkaConnectorError as exc:
             if not exc.transient or stopping.is_set():

@@ -58,8 +58,12 @@ def load_signer(spec: KeySpec) -> Any:
 def init_worker(setup: WorkerSetup) -> None:
     """Runs once in every worker process."""
     global _TRUST, _SETUP
+    import signal
+
     from edxml.trust import TrustStore
 
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _SETUP = setup
     _SIGNERS.clear()
     for spec in setup.keys:
