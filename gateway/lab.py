@@ -122,7 +122,9 @@ class Lab:
         self.secrets_ = {p.systemid: secrets.token_hex(16) for p in self.provinces}
         self.simulator = start_simulator_process(
             db=self.workdir / "axis-sim.db", clients=self.secrets_,
-            extra_args=("--timestamp-window", "300", *simulator_args),
+            # The axis is run by Văn phòng Chính phủ; its hop is stamped with that OrganId.
+            extra_args=("--timestamp-window", "300", "--trace-organ-id", "000.00.00.G22",
+                        *simulator_args),
             log_path=self.workdir / "axis-sim.log")
         for province in self.provinces:
             self.write_config(province)
