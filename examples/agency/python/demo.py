@@ -44,12 +44,22 @@ async def round_trip(args: argparse.Namespace) -> int:
 
     producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, enable_idempotence=True,
                                 acks="all")
-    consumer = AIOKafkaConsumer(*TOPICS, bootstrap_servers=args.bootstrap,
+    consumer = AIOKafkaConsumer(bootstrap_servers=args.bootstrap,
                                 group_id=f"demo-{uuid.uuid4().hex[:8]}",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await producer.start()
     await consumer.start()
     try:
+        # The gateway creates its topics when it starts: wait for them rather than publish
+        # into nothing (the broker does not create topics on demand).
+        needed = {*TOPICS, ev.TOPICS[ev.DOCUMENT_SEND], ev.TOPICS[ev.RECEIPT_SEND]}
+        deadline = time.monotonic() + args.timeout
+        while not needed <= await consumer.topics():
+            if time.monotonic() > deadline:
+                log(f"TIMEOUT  the gateway's topics do not exist: {', '.join(sorted(needed))}")
+                return 2
+            await asyncio.sleep(1)
+        consumer.subscribe(list(TOPICS))
         await ev.publish(producer, document)
         log(f"sent     document.send {document.key} ({args.sender} -> {args.recipient}), "
             f"id {document.id}")
