@@ -282,9 +282,13 @@ class CloudEvent:
                    datacontenttype=content_type, extensions=extensions)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse_json(raw: bytes, where: str) -> Any:
     try:
-        return json.loads(bytes(raw).decode("utf-8"))
+        return json.loads(bytes(raw).decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise EnvelopeError("event.json", f"not UTF-8 at byte {exc.start}", where=where) from None
     except json.JSONDecodeError as exc:
@@ -292,6 +296,8 @@ def _parse_json(raw: bytes, where: str) -> Any:
                             f"{exc.colno}", where=where) from None
     except RecursionError:
         raise EnvelopeError("event.json", "JSON nested too deeply", where=where) from None
+    except ValueError as exc:  # NaN/Infinity, integers beyond Python's digit limit
+        raise EnvelopeError("event.json", f"not JSON: {str(exc)[:120]}", where=where) from None
 
 
 def record_summary(record: RecordLike) -> dict[str, Any]:

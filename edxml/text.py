@@ -435,7 +435,11 @@ class TextIssue:
 # The per-character checks as regular expressions: one C-speed scan each instead of a Python
 # loop (the writer runs them on every text field of every package).
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
-_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+# C0/C1 controls (tab, LF, CR allowed) and the Unicode non-characters: U+FDD0-FDEF and the
+# last two code points of every plane.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef"
+                         + "".join(chr((plane << 16) | 0xFFFE) + chr((plane << 16) | 0xFFFF)
+                                   for plane in range(17)) + "]")
 _BIDI_RE = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 

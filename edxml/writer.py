@@ -128,6 +128,9 @@ _CANONICAL_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 
 def _check_document_id(value: str, where: str) -> None:
     """Emit only `{sender},{yyyy/MM/dd},{số/ký hiệu}` with a real date, or a canonical UUID."""
+    if any(c in value for c in "\r\n\t"):
+        raise EdxmlError("edxml.value.document_id", "DocumentId contains a line break or tab",
+                         where=where)
     if _CANONICAL_UUID.match(value):
         return
     try:
