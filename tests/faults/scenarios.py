@@ -473,9 +473,9 @@ async def two_instances_one_killed(run: Run) -> None:
     victim = max((first, second), key=lambda g: g.log.read_text().count('"outbound.delivered"'))
     survivor = second if victim is first else first
     victim.kill()
+    before = survivor.log.read_text().count('"outbound.delivered"')
     run.gateways.pop(victim.log.stem)
     await stream.send_many(run.size.documents - half, run.size.gap_seconds)
-    before = survivor.log.read_text().count('"outbound.delivered"')
     await wait_settled(run.lab, stream, run.size.settle_seconds)
     after = survivor.log.read_text().count('"outbound.delivered"')
     if after <= before and run.size.documents - half > 0:
