@@ -177,3 +177,15 @@ def test_lab_gateway_config_loads_with_the_lab_pki(tmp_path):
     config = load_config(config_file, {})
     assert config.axis.systemid == "00.55.W00"
     assert sorted(load_signers(config)) == ["000.00.00.H55", "000.00.02.H55"]
+
+
+def test_grafana_loads_the_dashboard_from_where_compose_mounts_it(lab):
+    from tests.deploy.conftest import load_yaml
+
+    provider = load_yaml(DEPLOY / "grafana" / "provisioning" / "dashboards" /
+                         "edoc-gateway.yaml")["providers"][0]
+    mounts = {v["target"] for v in lab["services"]["grafana"]["volumes"]}
+    assert f"{provider['options']['path']}/edoc-gateway.json" in mounts
+    datasource = load_yaml(DEPLOY / "grafana" / "provisioning" / "datasources" /
+                           "prometheus.yaml")["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090" and "prometheus" in lab["services"]
