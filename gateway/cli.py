@@ -474,8 +474,14 @@ def _register_audit_dlq(sub: Any) -> None:
     dlq.register_cli(sub)
 
 
+def _register_conformance(sub: Any) -> None:
+    from gateway import conformance
+
+    conformance.register_cli(sub)
+
+
 _EXTENSIONS: list[Callable[[Any], None]] = [_register_run, _register_demo, _register_audit_dlq,
-                                            _register_axis_sim]
+                                            _register_conformance, _register_axis_sim]
 
 
 def main(argv: list[str] | None = None) -> int:
