@@ -192,7 +192,8 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
             loop.add_signal_handler(sig, stopping.set)
 
     registry = CollectorRegistry()
-    metrics = GatewayMetrics(registry, reasons=known_reasons(PIPELINE_REASON_MODULES))
+    metrics = GatewayMetrics(registry, reasons=known_reasons(PIPELINE_REASON_MODULES),
+                             agencies=config.agency_ids)
     health = HealthState(("kafka", "axis", "keys"))
     http = await start_http_server(registry, health, host=config.http.host, port=config.http.port)
     log.info("gateway.starting", instance=config.gateway.instance_id, http=http.url,

@@ -206,7 +206,7 @@ class InboundPoller:
                                document_id=events.document_id_of(result),
                                package_sha256=result["sha256"],
                                signature=result["signature"]["status"])
-        ctx.metrics.message(flow, "ok", None)
+        ctx.metrics.message(flow, "ok", None, agency=item.to_code)
         if result["kind"] == "status":
             ref = result["package"]["message_header"].get("response_for", {})
             ctx.sent_unreceipted.pop(ref.get("document_id"), None)
@@ -227,7 +227,7 @@ class InboundPoller:
                                agency=item.to_code, axis_doc_id=item.doc_id, event_id=event_id,
                                package_sha256=result.get("sha256"), reason=refusal.reason,
                                signature=(result.get("signature") or {}).get("status"))
-        ctx.metrics.message(flow, "quarantined", refusal.reason)
+        ctx.metrics.message(flow, "quarantined", refusal.reason, agency=item.to_code)
         ctx.metrics.dead_letter(flow, refusal.reason)
         bound.warning("inbound.quarantined", reason=refusal.reason, error=refusal.message)
         if (flow == "inbound-document" and ctx.config.inbound.reject_with_status

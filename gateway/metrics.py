@@ -63,6 +63,10 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("messages", "edoc_gateway_messages_total", "counter",
                "Messages finished, by flow, outcome (ok, failed, refused, quarantined, ...) and "
                "reason code (none when ok).", ("flow", "outcome", "reason")),
+    MetricSpec("agency_messages", "edoc_gateway_agency_messages_total", "counter",
+               "Messages finished per configured agency (the sender for outbound flows, the "
+               "recipient for inbound), by flow and outcome; other values count as 'other'.",
+               ("agency", "flow", "outcome")),
     MetricSpec("event_to_axis_seconds", "edoc_gateway_event_to_axis_seconds", "histogram",
                "Outbound: seconds from the agency's event (ce_time) to the axis accepting the "
                "package.", ("flow",), _END_TO_END_BUCKETS),
@@ -178,13 +182,16 @@ class GatewayMetrics:
     inbound_polls: Counter
     package_seconds: Histogram
     consumer_lag: Gauge
+    agency_messages: Counter
     up: Gauge
     build: Info
 
     def __init__(self, registry: CollectorRegistry, *, version: str | None = None,
-                 reasons: Collection[str] | None = None) -> None:
+                 reasons: Collection[str] | None = None,
+                 agencies: Collection[str] = ()) -> None:
         self.registry = registry
         self._reasons = frozenset(reasons) if reasons is not None else None
+        self._agencies = frozenset(agencies)
         for spec in METRICS:
             setattr(self, spec.attribute, _create(spec, registry))
         self.build.info({"version": version or _version(), "python": platform.python_version()})
@@ -192,9 +199,14 @@ class GatewayMetrics:
     def reason(self, reason: str | None) -> str:
         return bounded_reason(reason, self._reasons)
 
-    def message(self, flow: str, outcome: str, reason: str | None = None) -> None:
-        """Count one finished message."""
+    def message(self, flow: str, outcome: str, reason: str | None = None, *,
+                agency: str | None = None) -> None:
+        """Count one finished message (and, when known, for its agency: a label bounded by the
+        configured agency list)."""
         self.messages.labels(flow=flow, outcome=outcome, reason=self.reason(reason)).inc()
+        if agency is not None:
+            label = agency if agency in self._agencies else "other"
+            self.agency_messages.labels(agency=label, flow=flow, outcome=outcome).inc()
 
     def retry(self, flow: str, reason: str | None) -> None:
         self.retries.labels(flow=flow, reason=self.reason(reason)).inc()

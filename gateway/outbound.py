@@ -226,7 +226,7 @@ class OutboundPipeline:
         await self._audit(event, item, step="delivered", outcome="ok", axis_doc_id=doc_id,
                           package_sha256=sha)
         if not replayed:
-            ctx.metrics.message(item.flow, "ok", None)
+            ctx.metrics.message(item.flow, "ok", None, agency=item.sender)
             if item.flow == "document":
                 ctx.sent_unreceipted[item.document_id] = time.time()
 
@@ -260,7 +260,7 @@ class OutboundPipeline:
                                agency=getattr(item, "sender", None),
                                document_id=getattr(item, "document_id", None),
                                event_id=event.id if event else None, reason=exc.reason)
-        ctx.metrics.message(flow, "failed", exc.reason)
+        ctx.metrics.message(flow, "failed", exc.reason, agency=getattr(item, "sender", None))
         ctx.metrics.dead_letter(flow, exc.reason)
         log.warning("outbound.dead_lettered", flow=flow, reason=exc.reason, error=exc.message,
                     event_id=event.id if event else None, offset=record.offset)

@@ -179,6 +179,10 @@ def build() -> dict[str, Any]:
                  "(docs/reasons.md).",
                  q(rate("edoc_gateway_messages_total", 'outcome!="ok"', by="flow, reason"),
                    "{{flow}} {{reason}}"), unit="ops", stack=True), 12, 8)
+    L.add(series("Traffic by agency", "Finished messages per configured agency (sender for "
+                 "document/receipt, recipient for inbound-*), by flow and outcome.",
+                 q(rate("edoc_gateway_agency_messages_total", by="agency, flow, outcome"),
+                   "{{agency}} {{flow}} {{outcome}}"), unit="ops", stack=True), 24, 8)
     L.add(series("Retries by reason", "Retries of transient failures: rising retries are "
                  "trouble that has not become a failure yet.",
                  q(rate("edoc_gateway_retries_total", by="flow, reason"), "{{flow}} {{reason}}"),

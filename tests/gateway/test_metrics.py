@@ -26,8 +26,8 @@ UNIT_EXCEPTIONS = {"edoc_gateway_certificate_expiry_days"}
 def touched_metrics() -> tuple[CollectorRegistry, GatewayMetrics]:
     """A registry where every metric has at least one series."""
     registry = CollectorRegistry()
-    m = GatewayMetrics(registry, version="1.2.3")
-    m.message("document", "ok")
+    m = GatewayMetrics(registry, version="1.2.3", agencies={"000.00.00.H55"})
+    m.message("document", "ok", agency="000.00.00.H55")
     m.message("document", "failed", "axis.rejected")
     m.event_to_axis_seconds.labels(flow="document").observe(1.5)
     m.axis_to_kafka_seconds.labels(flow="inbound-document").observe(0.3)
@@ -68,9 +68,16 @@ def test_every_name_follows_the_prometheus_conventions() -> None:
         assert spec.help.strip()
 
 
-def test_only_the_certificate_gauge_has_an_agency_label() -> None:
+def test_agency_labels_only_where_the_configured_list_bounds_them() -> None:
     assert [spec.name for spec in METRICS if "agency" in spec.labels] == \
-        ["edoc_gateway_certificate_expiry_days"]
+        ["edoc_gateway_agency_messages_total", "edoc_gateway_certificate_expiry_days"]
+    registry = CollectorRegistry()
+    m = GatewayMetrics(registry, agencies={"000.00.00.H55"})
+    m.message("document", "ok", agency="000.00.00.H55")
+    m.message("inbound-document", "ok", agency="999.99.99.H99")  # not ours: not a new series
+    labels = {s.labels["agency"] for f in text_string_to_metric_families(
+        generate_latest(registry).decode()) for s in f.samples if "agency" in s.labels}
+    assert labels == {"000.00.00.H55", "other"}
 
 
 def test_exposition_parses_and_matches_the_declared_names() -> None:
