@@ -533,7 +533,8 @@ def _unwrap_zip(path: Path, limits: ReadLimits, declared_type: str) -> tuple[Pat
                               f"attachment is a damaged ZIP: {exc}") from None
 
 
-def _file_digest(path: Path) -> tuple[int, str]:
+def file_digest(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """Size and SHA-256 (hex) of a file, read in chunks."""
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
@@ -598,7 +599,7 @@ def _attachments(handler: _Handler, b: _Builder, root: _Node,
         if unwrapped is not None:
             path.unlink()
             path, member = unwrapped
-            size, sha = _file_digest(path)
+            size, sha = file_digest(path)
         with open(path, "rb") as f:
             detected = mime.sniff_file(f)
         reports.append(AttachmentReport(replace(att, path=path, size=size, sha256=sha),

@@ -38,7 +38,7 @@ from typing import Any, TextIO
 from cryptography import x509
 
 from edxml.errors import GatewayError
-from gateway.config import ConfigError, GatewayConfig, load_trust
+from gateway.config import ConfigError, GatewayConfig, load_signer, load_trust
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -161,19 +161,12 @@ def check_crls(config: GatewayConfig, store: Any, now: datetime) -> list[CheckRe
 
 def check_agencies(config: GatewayConfig, store: Any, now: datetime) -> list[CheckResult]:
     from edxml.errors import EdxmlError
-    from edxml.signature import Signer
 
     results = []
     for agency in config.agencies:
         name = f"agency {agency.organ_id}"
-        password = agency.password.reveal() if agency.password else None
         try:
-            if agency.pkcs12 is not None:
-                signer = Signer.from_pkcs12(agency.pkcs12, password)
-            else:
-                assert agency.key is not None and agency.cert is not None
-                signer = Signer.from_pem(agency.key, agency.cert, password,
-                                         chain_path=agency.chain)
+            signer = load_signer(agency)
         except EdxmlError as exc:
             where = f" ({exc.where})" if exc.where else ""
             results.append(CheckResult(name, FAIL, f"{_error_text(exc)}{where}"))

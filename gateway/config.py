@@ -890,6 +890,17 @@ def _agencies(loader: _Loader, raw: list[dict[str, Any]]) -> tuple[AgencyConfig,
 # Keys and trust
 
 
+def load_signer(agency: AgencyConfig) -> Signer:
+    """One agency's key and certificate (raises the signature module's EdxmlError)."""
+    from edxml.signature import Signer
+
+    password = agency.password.reveal() if agency.password else None
+    if agency.pkcs12 is not None:
+        return Signer.from_pkcs12(agency.pkcs12, password)
+    assert agency.key is not None and agency.cert is not None
+    return Signer.from_pem(agency.key, agency.cert, password, chain_path=agency.chain)
+
+
 def load_signers(config: GatewayConfig,
                  only: Collection[str] | None = None) -> dict[str, Signer]:
     """Load every agency's signing key and certificate: OrganId -> Signer.
@@ -898,21 +909,14 @@ def load_signers(config: GatewayConfig,
     with the agency, so an operator fixes them in one go.
     """
     from edxml.errors import EdxmlError
-    from edxml.signature import Signer
 
     signers: dict[str, Signer] = {}
     failures: list[str] = []
     for index, agency in enumerate(config.agencies):
         if only is not None and agency.organ_id not in only:
             continue
-        password = agency.password.reveal() if agency.password else None
         try:
-            if agency.pkcs12 is not None:
-                signer = Signer.from_pkcs12(agency.pkcs12, password)
-            else:
-                assert agency.key is not None and agency.cert is not None
-                signer = Signer.from_pem(agency.key, agency.cert, password,
-                                         chain_path=agency.chain)
+            signer = load_signer(agency)
         except EdxmlError as exc:
             failures.append(f"agencies[{index}] ({agency.organ_id}, {agency.name}): "
                             f"{exc.reason}: {exc.message}")

@@ -9,15 +9,14 @@ errors carry keyword arguments that do not survive pickling.
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from edxml.errors import EdxmlError
+from edxml.reader import file_digest
 
 
 @dataclass(frozen=True)
@@ -76,16 +75,6 @@ def _error(exc: EdxmlError) -> dict[str, Any]:
     return {"error": {"reason": exc.reason, "message": exc.message, "where": exc.where}}
 
 
-def _sha256_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def build_and_sign(agency: str, package: dict[str, Any], out_path: str) -> dict[str, Any]:
     """Build the package described by `package` (JSON form), sign it as `agency`, write it."""
     from edxml.jsonform import package_from_dict
@@ -100,7 +89,7 @@ def build_and_sign(agency: str, package: dict[str, Any], out_path: str) -> dict[
         write_package_file(pkg, out_path, signer=signer)
     except EdxmlError as exc:
         return _error(exc)
-    sha, size = _sha256_file(Path(out_path))
+    size, sha = file_digest(out_path)
     return {"sha256": sha, "size": size}
 
 
