@@ -629,7 +629,7 @@ async def run(args: argparse.Namespace, lab: Lab, sign_raw: float | None,
 
     cores = cpu_count()
     print(f"\n[6] ratios and targets ({cores} cores, shared by Kafka, the simulator, the "
-          f"gateway(s) and this script)")
+          f"gateway(s) and this script; load average now {_load()})")
     if one is not None:
         per_core = one.steady / args.workers
         if sign_raw:
@@ -688,7 +688,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"edoc-gateway end-to-end benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
           f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs "
-          f"({cpu_count()} usable), {os.uname().machine}, {_cpu_model()}")
+          f"({cpu_count()} usable), {os.uname().machine}, {_cpu_model()}; "
+          f"load average {_load()} at start")
     with tempfile.TemporaryDirectory(prefix="e2e-bench-", dir=args.workdir) as tmp:
         work = Path(tmp)
         sign_raw = core_rate = None
@@ -712,6 +713,12 @@ def main(argv: list[str] | None = None) -> int:
             if broker is not None:
                 broker.stop()
     return 0
+
+
+def _load() -> str:
+    """The 1-minute load average and the other runnable work it implies (on a shared host the
+    figures move with it)."""
+    return f"{os.getloadavg()[0]:.2f}"
 
 
 def _cpu_model() -> str:
