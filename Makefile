@@ -18,3 +18,7 @@ test-all: bootstrap
 
 bench: bootstrap
 	.venv/bin/python bench/edxml_bench.py
+
+# The fault scenarios at full size; prints the table (docs/faults.md).
+faults: bootstrap
+	.venv/bin/python -m tests.faults.run

@@ -354,7 +354,8 @@ class EventConsumer:
                  heartbeat_interval_ms: int = 3_000, max_poll_records: int | None = 500,
                  group_instance_id: str | None = None,
                  on_assigned: PartitionsHook | None = None,
-                 on_revoked: PartitionsHook | None = None) -> None:
+                 on_revoked: PartitionsHook | None = None,
+                 rebalance_timeout_ms: int | None = None) -> None:
         if isolation_level not in ("read_committed", "read_uncommitted"):
             raise KafkaConnectorError("kafka.config", "isolation_level must be read_committed "
                                       "or read_uncommitted", where="isolation_level")
@@ -368,7 +369,10 @@ class EventConsumer:
             enable_auto_commit=False, auto_offset_reset=auto_offset_reset,
             isolation_level=isolation_level, max_poll_interval_ms=max_poll_interval_ms,
             session_timeout_ms=session_timeout_ms, heartbeat_interval_ms=heartbeat_interval_ms,
-            max_poll_records=max_poll_records)
+            max_poll_records=max_poll_records,
+            # How long the group waits for members to finish `on_revoked`; aiokafka's default
+            # (the session timeout) would hand partitions over while their work is still going.
+            rebalance_timeout_ms=rebalance_timeout_ms or max_poll_interval_ms)
 
     async def start(self) -> None:
         self._consumer.subscribe(list(self.topics), listener=_Listener(self))

@@ -96,6 +96,11 @@ class Context:
     retry: RetryPolicy
     known_recipient: Callable[[str], bool] | None = None
     sent_unreceipted: dict[str, float] = field(default_factory=dict)
+    runner: LaneRunner | None = None
+
+    def owns(self, record: KafkaRecord) -> bool:
+        """Whether this instance still holds the record's partition (fencing before a send)."""
+        return self.runner is None or self.runner.owns(record)
 
     @property
     def instance_id(self) -> str:
@@ -218,7 +223,9 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
             log.warning("gateway.kafka_unavailable", error=exc.message)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stopping.wait(), 2)
-    producer = EventProducer(settings)
+    # No linger: every outcome is awaited before a record counts as done, so waiting to fill a
+    # batch only adds latency (concurrent sends are still batched).
+    producer = EventProducer(settings, linger_ms=0)
     await producer.start()
     health.set_ok("kafka")
 
@@ -245,10 +252,12 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
     runner: LaneRunner | None = None
 
     async def on_assigned(partitions: frozenset[Any]) -> None:
+        ledger.invalidate()
         await ledger.reload()
         log.info("gateway.ledger_loaded", entries=len(ledger))
 
     async def on_revoked(partitions: frozenset[Any]) -> None:
+        ledger.invalidate()
         if runner is not None:
             await runner.release(partitions, grace)
 
@@ -257,6 +266,7 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
                              group_id=config.kafka.group_id, on_assigned=on_assigned,
                              on_revoked=on_revoked, **config.kafka.consumer_options())
     runner = LaneRunner(consumer, outbound.handle, lane_of=_lane_of)
+    ctx.runner = runner
     await consumer.start()
 
     tasks: list[asyncio.Task[Any]] = [

@@ -154,7 +154,9 @@ class Lab:
                      "secret_file": str(base / "axis-secret"),
                      "poll_interval_seconds": 0.5, "timeout_seconds": 10,
                      "connect_timeout_seconds": 2, "read_timeout_seconds": 8},
-            "retry": {"max_attempts": 50, "initial_seconds": 0.05, "max_seconds": 1,
+            # The time budget governs, not the attempt count: an outage of a few minutes is
+            # waited out, as in production (900 s there).
+            "retry": {"max_attempts": 1000, "initial_seconds": 0.05, "max_seconds": 1,
                       "total_seconds": 300},
             "inbound": {"trust_dir": str(self.pki.trust_dir), "crl_files": [str(self.pki.crl)],
                         "signature_policy": "require-valid"},

@@ -39,6 +39,10 @@ class _Partition:
         return self.highest + 1 if self.highest >= 0 else None
 
 
+class Abandoned(Exception):
+    """The record's partition was taken away: stop without an outcome; the new owner does it."""
+
+
 class LaneRunner:
     def __init__(self, consumer: EventConsumer, handler: Handler, *,
                  lane_of: Callable[[KafkaRecord], str], max_in_flight: int = 200,
@@ -53,6 +57,12 @@ class LaneRunner:
         self._tasks: dict[tuple[TopicPartition, str], asyncio.Task[None]] = {}
         self._stopping = False
         self._changed = asyncio.Event()
+        self._released: set[TopicPartition] = set()
+
+    def owns(self, record: KafkaRecord) -> bool:
+        """Whether this instance may still act on `record` (its partition was not taken away)."""
+        tp = TopicPartition(record.topic, record.partition)
+        return tp not in self._released and tp in self._consumer.assignment()
 
     @property
     def in_flight(self) -> int:
@@ -62,6 +72,7 @@ class LaneRunner:
 
     def submit(self, record: KafkaRecord) -> None:
         tp = TopicPartition(record.topic, record.partition)
+        self._released.discard(tp)  # assigned again
         part = self._partitions.setdefault(tp, _Partition())
         if record.offset <= part.highest:
             return  # already handed out (a re-fetch after seek)
@@ -82,10 +93,12 @@ class LaneRunner:
         tp = key[0]
         while True:
             record = await queue.get()
-            if record is None:
+            if record is None or tp in self._released:
                 return
             try:
                 await self._handler(record)
+            except Abandoned:
+                return  # left unfinished and uncommitted: the partition's new owner handles it
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -131,8 +144,11 @@ class LaneRunner:
     # -- partitions leaving ------------------------------------------------------------------
 
     async def release(self, partitions: frozenset[TopicPartition], grace: float) -> None:
-        """Partitions are being taken away: let their lanes finish (up to `grace` seconds),
-        commit what is done, and cancel the rest (it will be handled by the new owner)."""
+        """Partitions are being taken away: start nothing new for them, let the record each
+        lane is on finish (up to `grace` seconds), commit what is done, and cancel the rest.
+        Queued records are left to the new owner: finishing them here would keep sending after
+        the group has moved on."""
+        self._released |= partitions
         keys = [k for k in self._tasks if k[0] in partitions]
         for key in keys:
             self._lanes[key].put_nowait(None)

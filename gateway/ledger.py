@@ -10,6 +10,7 @@ it is given partitions, so it sees the intents of the instance that held them be
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ class LedgerEntry:
     package_sha256: str | None = None
     axis_doc_id: str | None = None
     reason: str | None = None
+    instance: str | None = None      # the gateway instance that wrote it
     time: float = field(default_factory=time.time)
 
     def to_bytes(self) -> bytes:
@@ -59,6 +61,16 @@ class Ledger:
         self._topic = topic
         self._send = send
         self._entries: dict[str, LedgerEntry] = {}
+        # Cleared while partitions change hands: aiokafka hands out a new partition's records
+        # as soon as it is assigned, before our on_assigned callback has reloaded the ledger,
+        # and a record must not be judged on a ledger that misses the previous owner's intents.
+        self._ready = asyncio.Event()
+
+    def invalidate(self) -> None:
+        self._ready.clear()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -78,6 +90,7 @@ class Ledger:
             if theirs is None or mine.time > theirs.time:
                 entries[key] = mine
         self._entries = entries
+        self._ready.set()
 
     @staticmethod
     def _apply(entries: dict[str, LedgerEntry], record: KafkaRecord) -> None:

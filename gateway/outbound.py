@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,8 @@ from connectors.cloudevents import CloudEvent, EnvelopeError, KafkaRecord
 from edxml.errors import GatewayError
 from edxml.values import VN_TZ
 from gateway import events, work
+from connectors.store import unavailable
+from gateway.lanes import Abandoned
 from gateway.ledger import FAILED, INTENT, SENT, LedgerEntry
 
 log = structlog.get_logger(__name__)
@@ -38,9 +41,9 @@ log = structlog.get_logger(__name__)
 # How much earlier than our intent the axis may have stamped a send (clocks differ).
 RECONCILE_SKEW_SECONDS = 120
 
-REASONS = {
-    "gateway.retries_exhausted": "a transient failure lasted longer than the retry budget",
-}
+# When the retry budget runs out, the dead letter carries the last transient reason
+# (axis.unavailable, store.unavailable ...): it says what to fix before a replay.
+REASONS: dict[str, str] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +89,7 @@ class OutboundPipeline:
             await self._dead_letter(record, event, exc, flow=flow, attempts=0)
             return
         bound = bound.bind(agency=work_item.sender, document_id=work_item.document_id)
+        await ctx.ledger.wait_ready()
         entry = ctx.ledger.get(event.id)
         if entry is not None and entry.state == SENT:
             # Delivered before a crash or rebalance: answer again from the ledger, send nothing.
@@ -95,13 +99,17 @@ class OutboundPipeline:
             return
         # A FAILED entry does not stop the event: it is either a dead letter replayed after a
         # fix, or a redelivery that fails again the same way (same dead-letter id).
-        with tempfile.TemporaryDirectory(prefix="out-", dir=ctx.store.scratch()) as scratch:
-            try:
-                doc_id, sha, attempts = await self._deliver(event, work_item, entry,
-                                                            Path(scratch), bound)
-            except GatewayError as exc:
-                await self._failed(record, event, work_item, exc, bound)
-                return
+        scratch: Path | None = None
+        try:
+            scratch = await self._retry(flow, self._scratch)
+            doc_id, sha, attempts = await self._deliver(record, event, work_item, entry,
+                                                        scratch, bound)
+        except GatewayError as exc:
+            await self._failed(record, event, work_item, exc, bound)
+            return
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         await self._delivered(event, work_item, doc_id, sha, attempts)
         since = (datetime.now(timezone.utc) - event.time).total_seconds() if event.time else None
         ctx.metrics.event_to_axis_seconds.labels(flow).observe(
@@ -111,8 +119,19 @@ class OutboundPipeline:
 
     # -- the steps --------------------------------------------------------------------------
 
-    async def _deliver(self, event: CloudEvent, item: Any, entry: LedgerEntry | None,
-                       scratch: Path, bound: Any) -> tuple[str, str, int]:
+    async def _scratch(self) -> Path:
+        """A private work directory on the store's file system (a failing disk is transient)."""
+        def make() -> Path:
+            try:
+                return Path(tempfile.mkdtemp(prefix="out-", dir=self.ctx.store.scratch()))
+            except OSError as exc:
+                raise unavailable(exc, "create a work directory in", "the store") from None
+
+        return await asyncio.to_thread(make)
+
+    async def _deliver(self, record: KafkaRecord, event: CloudEvent, item: Any,
+                       entry: LedgerEntry | None, scratch: Path,
+                       bound: Any) -> tuple[str, str, int]:
         ctx = self.ctx
         flow = item.flow
         package = await self._retry(flow, lambda: self._materialise(item, scratch))
@@ -126,20 +145,31 @@ class OutboundPipeline:
             raise GatewayError(err["reason"], err["message"], where=err.get("where"))
         sha = built["sha256"]
         await self._audit(event, item, step="signed", outcome="ok", package_sha256=sha)
+        # Archived before it is sent: once the axis has it, nothing may turn the outcome into a
+        # failure (a dead letter replayed later would deliver it twice).
+        await self._retry(flow, lambda: asyncio.to_thread(ctx.store.archive_package, out))
 
         attempts = 0
         if entry is not None and entry.state == INTENT and flow == "document":
+            await self._let_foreign_send_finish(entry, bound)
             doc_id = await self._retry(flow, lambda: self._reconcile(entry))
             if doc_id is not None:
                 bound.info("outbound.reconciled", axis_doc_id=doc_id)
                 await self._record_sent(event, item, doc_id, sha)
                 return doc_id, sha, 0
+        if not ctx.owns(record):
+            raise Abandoned(record)
         intent = LedgerEntry(event.id, INTENT, flow, item.sender, document_id=item.document_id,
-                             notation=item.notation, title=item.title, package_sha256=sha)
+                             notation=item.notation, title=item.title, package_sha256=sha,
+                             instance=ctx.instance_id)
         await ctx.publish_retrying(lambda: ctx.ledger.write(intent))
 
         async def attempt() -> str:
             nonlocal attempts
+            if not ctx.owns(record):
+                # The partition moved on (a rebalance, or this instance was presumed dead): its
+                # new owner reconciles this intent; sending now could deliver twice.
+                raise Abandoned(record)
             attempts += 1
             if attempts > 1 and flow == "document":
                 # The last attempt may have reached the axis with only the answer lost.
@@ -158,8 +188,20 @@ class OutboundPipeline:
 
         doc_id = await self._retry(flow, attempt)
         await self._record_sent(event, item, doc_id, sha)
-        await asyncio.to_thread(ctx.store.archive_package, out)
         return doc_id, sha, attempts
+
+    async def _let_foreign_send_finish(self, entry: LedgerEntry, bound: Any) -> None:
+        """An intent another instance wrote may belong to a send still under way there (that
+        instance lost the partition without knowing yet). Wait until such a send must have
+        ended - the axis call timeout - before asking the axis what it holds."""
+        ctx = self.ctx
+        if entry.instance in (None, ctx.instance_id):
+            return
+        settle = entry.time + ctx.config.axis.timeout_seconds + 2 - time.time()
+        if settle > 0:
+            bound.info("outbound.waiting_for_previous_owner", seconds=round(settle, 1),
+                       previous=entry.instance)
+            await asyncio.sleep(settle)
 
     async def _materialise(self, item: Any, scratch: Path) -> dict[str, Any]:
         """The JSON form of the package, with attachment paths resolved and checked."""

@@ -58,12 +58,6 @@ async def test_poison_events_are_dead_lettered_with_their_reason_and_good_ones_f
     assert report.delivered == report.documents - 6
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "duplicate delivery: the consumer's rebalance timeout defaults to the session timeout (6 s "
-    "in the lab; aiokafka rebalance_timeout_ms=None), shorter than the revoke grace (10 s) that "
-    "LaneRunner.release waits in on_revoked; the coordinator drops the revoking member and gives "
-    "its partitions to the newcomer while the old lanes are still inside sendEdoc; the newcomer "
-    "finds the old intent, reconciles (the send is not on the axis yet) and sends again"))
 async def test_rebalance_in_the_middle_of_slow_sends_duplicates_nothing(run_short):
     report = await run_short("rebalance-mid-send")
     _assert_kept(report)
@@ -76,21 +70,12 @@ async def test_broken_inbound_store_defers_arrivals_until_repaired(run_short):
     assert report.delivered == report.documents
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "daemon exits: OutboundPipeline.handle calls ctx.store.scratch() outside the retry and "
-    "outside the try, so store.unavailable escapes the handler, the lane task fails and _consume "
-    "raises 'a lane failed' -> gateway exit 1; nothing after it is handled"))
 async def test_broken_outbound_scratch_space_is_retried_until_repaired(run_short):
     report = await run_short("store-outbound-scratch")
     _assert_kept(report)
     assert report.delivered == report.documents
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "delivered documents dead-lettered: OutboundPipeline._deliver archives the package after "
-    "sendEdoc and _record_sent without retry; store.unavailable (transient) propagates to "
-    "_failed, which writes ledger FAILED over SENT, a dead letter and delivery.failed although "
-    "the axis delivered the document (a replay would send it twice)"))
 async def test_broken_package_archive_after_a_send_does_not_fail_the_delivered_document(
         run_short):
     report = await run_short("store-outbound-archive")
