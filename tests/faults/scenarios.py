@@ -568,10 +568,25 @@ async def rebalance_mid_send(run: Run) -> None:
 
 
 def _break(path: Path) -> None:
-    """A regular file where the store needs a directory: every write there fails (OSError)."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    path.write_bytes(b"not a directory\n")
+    """A regular file where the store needs a directory: every write there fails (OSError).
+
+    The gateway keeps writing while this runs (and may recreate the directory), so the
+    directory is moved aside atomically and the file created exclusively, until it sticks."""
+    for attempt in range(100):
+        if path.is_dir():
+            aside = path.with_name(f"{path.name}.broken-{attempt}")
+            path.rename(aside)
+            shutil.rmtree(aside, ignore_errors=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except (FileExistsError, IsADirectoryError):
+            if path.is_file():
+                return
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"not a directory\n")
+        return
+    raise RuntimeError(f"could not replace {path} with a file")
 
 
 def _repair(path: Path) -> None:
