@@ -166,6 +166,8 @@ def package_from_dict(data: Any, *, base_dir: Path | None = None) -> DocumentPac
     if not isinstance(data, dict):
         raise _fail("$", "expected a JSON object")
     kind = data.get("kind", "edoc")
+    if kind not in ("edoc", "status"):
+        raise _fail("$.kind", f"kind must be 'edoc' or 'status', not {str(kind)[:40]!r}")
     allowed = {"kind", "message_header"} | ({"trace_header_list", "attachments"}
                                             if kind == "edoc" else set())
     unknown = sorted(set(data) - allowed)
@@ -174,8 +176,6 @@ def package_from_dict(data: Any, *, base_dir: Path | None = None) -> DocumentPac
     if kind == "status":
         return StatusPackage(node_from_dict(StatusHeader, data.get("message_header"),
                                             "$.message_header"))
-    if kind != "edoc":
-        raise _fail("$.kind", f"kind must be 'edoc' or 'status', not {kind!r}")
     header = node_from_dict(MessageHeader, data.get("message_header"), "$.message_header")
     trace = node_from_dict(TraceHeaderList, data.get("trace_header_list", {}),
                            "$.trace_header_list")
