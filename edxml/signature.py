@@ -27,6 +27,7 @@ import binascii
 import hashlib
 import os
 import re
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -558,32 +559,44 @@ def _streaming_plan(source: Any, src: _Bytes | _File, limits: Limits) -> tuple[b
 
 def sign_file(src: str | os.PathLike[str], dst: str | os.PathLike[str] | IO[bytes], signer: Signer, *,
               now: datetime | None = None, limits: Limits = Limits()) -> None:
-    """Stream-sign the file ``src`` into ``dst`` (a path or a writable binary stream), bounded memory."""
+    """Stream-sign the file ``src`` into ``dst`` (a path or a writable binary stream), bounded memory.
+
+    A path ``dst`` is written beside itself and renamed into place, so it may be ``src`` itself
+    and never holds half a package."""
     signer._check_valid(now)
+    if isinstance(dst, (str, os.PathLike)):
+        target = Path(dst)
+        fd, tmp_name = tempfile.mkstemp(prefix=".signing-", dir=target.parent or ".")
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                sign_file(src, tmp, signer, now=now, limits=limits)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp_name, 0o666 & ~umask)
+            os.replace(tmp_name, target)
+        finally:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+        return
     with open(src, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         fsrc = _File(f, size)
         digest, cuts, header_end = _streaming_plan(None, fsrc, limits)
         insert_at, nl, step = _splice_point(fsrc, header_end, cuts)
         signature = _signature_element(signer, digest, nl, step)
-        out = open(dst, "wb") if isinstance(dst, (str, os.PathLike)) else dst
-        try:
-            for piece in _pieces(size, cuts, insert_at):
-                if piece is None:
-                    out.write(signature)
-                    continue
-                f.seek(piece[0])
-                remaining = piece[1] - piece[0]
-                while remaining:
-                    block = f.read(min(remaining, 1 << 20))
-                    if not block:
-                        raise EdxmlError("edxml.xml.malformed", "the file changed while it was being signed",
-                                         where=str(src))
-                    out.write(block)
-                    remaining -= len(block)
-        finally:
-            if out is not dst:
-                out.close()
+        for piece in _pieces(size, cuts, insert_at):
+            if piece is None:
+                dst.write(signature)
+                continue
+            f.seek(piece[0])
+            remaining = piece[1] - piece[0]
+            while remaining:
+                block = f.read(min(remaining, 1 << 20))
+                if not block:
+                    raise EdxmlError("edxml.xml.malformed", "the file changed while it was being signed",
+                                     where=str(src))
+                dst.write(block)
+                remaining -= len(block)
 
 
 # -- verification --------------------------------------------------------------------------

@@ -597,3 +597,14 @@ def test_fifty_megabyte_package_is_signed_and_verified_in_bounded_memory(
         f.seek(size // 2)
         f.write(b"A" if b != b"A" else b"B")
     assert verify_file(dst, trust_store).reason == "edxml.signature.digest_mismatch"
+
+
+def test_sign_file_in_place_replaces_the_file_whole(tmp_path, agency_signer, trust_store,
+                                                    make_tiny_package) -> None:
+    from edxml.signature import sign_file
+
+    path = tmp_path / "p.edxml"
+    path.write_bytes(make_tiny_package())
+    sign_file(path, path, agency_signer)
+    assert verify_bytes(path.read_bytes(), trust_store).status == "valid"
+    assert [p.name for p in tmp_path.iterdir()] == ["p.edxml"]
