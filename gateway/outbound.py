@@ -144,10 +144,12 @@ class OutboundPipeline:
             err = built["error"]
             raise GatewayError(err["reason"], err["message"], where=err.get("where"))
         sha = built["sha256"]
-        await self._audit(event, item, step="signed", outcome="ok", package_sha256=sha)
         # Archived before it is sent: once the axis has it, nothing may turn the outcome into a
-        # failure (a dead letter replayed later would deliver it twice).
-        await self._retry(flow, lambda: asyncio.to_thread(ctx.store.archive_package, out))
+        # failure (a dead letter replayed later would deliver it twice). The audit record goes to
+        # Kafka meanwhile.
+        await asyncio.gather(
+            self._audit(event, item, step="signed", outcome="ok", package_sha256=sha),
+            self._retry(flow, lambda: asyncio.to_thread(ctx.store.archive_package, out)))
 
         attempts = 0
         if entry is not None and entry.state == INTENT and flow == "document":
@@ -263,10 +265,12 @@ class OutboundPipeline:
         ctx = self.ctx
         outcome = events.delivery_accepted(event, item, axis_doc_id=doc_id, package_sha256=sha,
                                            attempts=attempts, source=ctx.source)
-        await ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.delivery, outcome,
-                                                             key=item.key))
-        await self._audit(event, item, step="delivered", outcome="ok", axis_doc_id=doc_id,
-                          package_sha256=sha)
+        # Both must be in Kafka before the offset is committed; neither has to wait for the other.
+        await asyncio.gather(
+            ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.delivery, outcome,
+                                                           key=item.key)),
+            self._audit(event, item, step="delivered", outcome="ok", axis_doc_id=doc_id,
+                        package_sha256=sha))
         if not replayed:
             ctx.metrics.message(item.flow, "ok", None, agency=item.sender)
             if item.flow == "document":
