@@ -102,6 +102,9 @@ class InboundPoller:
                     await self.poll_once()
                 except GatewayError as exc:
                     log.warning("inbound.poll_failed", reason=exc.reason, error=exc.message)
+                except Exception:  # noqa: BLE001 - a bug must not stop receiving for good
+                    # Nothing is lost: unmarked messages stay on the axis for the next poll.
+                    log.exception("inbound.poll_crashed")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stopping.wait(), interval)
 
