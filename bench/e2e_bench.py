@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -142,13 +141,9 @@ def attachment_ref(path: Path, size: int) -> dict[str, Any]:
 def start_kafka(state: Path) -> tuple[str, Any]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
         return os.environ["KAFKA_BOOTSTRAP_SERVERS"].strip(), None
-    spec = importlib.util.spec_from_file_location("localkafka",
-                                                  REPO / "deploy" / "kafka" / "localkafka.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["localkafka"] = module
-    spec.loader.exec_module(module)
-    broker = module.start_local_kafka(state)
+    from gateway.lab import load_localkafka
+
+    broker = load_localkafka().start_local_kafka(state)
     return broker.bootstrap, broker
 
 

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -151,18 +150,14 @@ def sample_pdf(lines: list[str]) -> bytes:
 
 
 def _load_localkafka() -> Any:
-    if "localkafka" in sys.modules:
-        return sys.modules["localkafka"]
-    if not LOCALKAFKA.is_file():
+    from gateway.lab import load_localkafka
+
+    try:
+        return load_localkafka()
+    except FileNotFoundError:
         raise DemoError("kafka", f"{LOCALKAFKA} is not here (installed without the source "
                         "tree?); set KAFKA_BOOTSTRAP_SERVERS to a broker to use instead",
-                        exit_code=EXIT_USAGE)
-    spec = importlib.util.spec_from_file_location("localkafka", LOCALKAFKA)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["localkafka"] = module
-    spec.loader.exec_module(module)
-    return module
+                        exit_code=EXIT_USAGE) from None
 
 
 def _log_events(path: Path) -> list[dict[str, Any]]:

@@ -33,6 +33,27 @@ from edxml.pki import init_test_pki
 from gateway import events
 
 
+LOCALKAFKA = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "localkafka.py"
+
+
+def load_localkafka() -> Any:
+    """`deploy/kafka/localkafka.py` of the source tree (the lab's broker), imported by path:
+    deploy/ is not a package. FileNotFoundError when installed without the source tree."""
+    import importlib.util
+    import sys
+
+    if "localkafka" in sys.modules:
+        return sys.modules["localkafka"]
+    if not LOCALKAFKA.is_file():
+        raise FileNotFoundError(LOCALKAFKA)
+    spec = importlib.util.spec_from_file_location("localkafka", LOCALKAFKA)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["localkafka"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @dataclass(frozen=True)
 class Province:
     code: str                                # H55

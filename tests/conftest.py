@@ -10,9 +10,7 @@ Tests that use these fixtures are marked `kafka` automatically.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
@@ -21,22 +19,12 @@ import pytest
 
 from connectors.kafka import KafkaConnectorError, KafkaSettings, TopicSpec, delete_topics, \
     ensure_topics
+from gateway.lab import load_localkafka
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_FIXTURES = frozenset({"kafka_settings", "kafka_bootstrap", "topic_factory", "fresh_topic"})
 
 
-def _localkafka():
-    """deploy/kafka/localkafka.py, imported by path (deploy/ is not a package)."""
-    if "localkafka" in sys.modules:
-        return sys.modules["localkafka"]
-    spec = importlib.util.spec_from_file_location("localkafka",
-                                                  REPO / "deploy" / "kafka" / "localkafka.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["localkafka"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,7 +39,7 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSe
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
         yield KafkaSettings.from_env(client_id="edoc-gateway-tests")
         return
-    broker = _localkafka().start_local_kafka(tmp_path_factory.mktemp("kafka"))
+    broker = load_localkafka().start_local_kafka(tmp_path_factory.mktemp("kafka"))
     try:
         yield KafkaSettings(bootstrap_servers=broker.bootstrap, client_id="edoc-gateway-tests")
     finally:

@@ -34,7 +34,8 @@ from gateway import events
 from gateway.audit import verify_topic
 from gateway.dlq import list_dead_letters
 from gateway.inbound import arrived_event_id
-from gateway.lab import NGHE_AN, THAI_NGUYEN, AgencyClient, GatewayProcess, Lab, Province
+from gateway.lab import (NGHE_AN, THAI_NGUYEN, AgencyClient, GatewayProcess, Lab, Province,
+                         load_localkafka)
 
 H55_ORGAN = "000.00.00.H55"
 H41_ORGAN = "000.00.00.H41"
@@ -624,29 +625,13 @@ SCENARIOS["store-outbound-archive"] = _store_scenario(THAI_NGUYEN, ("archive",),
 # -- the broker scenario runs on a broker of its own -----------------------------------------
 
 
-def _localkafka() -> Any:
-    """deploy/kafka/localkafka.py, imported by path (deploy/ is not a package)."""
-    import importlib.util
-    import sys
-
-    if "localkafka" in sys.modules:
-        return sys.modules["localkafka"]
-    path = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "localkafka.py"
-    spec = importlib.util.spec_from_file_location("localkafka", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["localkafka"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 async def _broker_restart(run: Run, state_dir: Path) -> None:
     stream = run.start()
     run.start_both()
     half = run.size.documents // 2
     await stream.send_many(half, run.size.gap_seconds)
     await asyncio.sleep(1.0)
-    kafka = _localkafka()
+    kafka = load_localkafka()
     await asyncio.to_thread(kafka.stop_local_kafka, state_dir)
     await asyncio.sleep(run.size.hold_seconds)
     await asyncio.to_thread(kafka.start_local_kafka, state_dir)
@@ -669,7 +654,7 @@ async def run_scenario(name: str, bootstrap: str | None, workdir: Path, size: Si
             return Report(name, skipped="KAFKA_BOOTSTRAP_SERVERS points to an external cluster; "
                           "this scenario stops and restarts a broker it starts itself")
         state_dir = workdir / "kafka"
-        kafka = _localkafka()
+        kafka = load_localkafka()
         broker = await asyncio.to_thread(kafka.start_local_kafka, state_dir)
         run = Run(name, broker.bootstrap, workdir / "lab", size, seed)
         try:
