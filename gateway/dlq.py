@@ -128,11 +128,7 @@ class OriginalRecord:
     value: bytes | None
 
     def header(self, name: str) -> bytes | None:
-        found = None
-        for key, value in self.headers:
-            if key == name:
-                found = value
-        return found
+        return self.to_record().header(name)
 
     def to_record(self) -> KafkaRecord:
         """Key, headers and value as they go back to Kafka (no coordinates)."""
