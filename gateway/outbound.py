@@ -210,7 +210,8 @@ class OutboundPipeline:
         ctx = self.ctx
         resolved = []
         for ref in item.attachments:
-            path = await asyncio.to_thread(ctx.store.resolve, ref)
+            # The writer hashes each attachment as it encodes it; build_and_sign compares.
+            path = await asyncio.to_thread(ctx.store.resolve, ref, verify_hash=False)
             resolved.append(path)
         return item.package_dict(resolved, trace_organ_id=item.sender,
                                  now=datetime.now(timezone.utc))

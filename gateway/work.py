@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,11 +87,30 @@ def build_and_sign(agency: str, package: dict[str, Any], out_path: str) -> dict[
                           "message": f"no signing key is configured for {agency}", "where": None}}
     try:
         pkg = package_from_dict(package)
-        write_package_file(pkg, out_path, signer=signer)
+        written = write_package_file(pkg, out_path, signer=signer)
     except EdxmlError as exc:
         return _error(exc)
+    mismatch = _attachment_mismatch(pkg, written)
+    if mismatch is not None:
+        Path(out_path).unlink(missing_ok=True)
+        return {"error": mismatch}
     size, sha = file_digest(out_path)
     return {"sha256": sha, "size": size}
+
+
+def _attachment_mismatch(pkg: Any, written: Any) -> dict[str, Any] | None:
+    """The attachment bytes that went into the package against the agency's claim (size and
+    SHA-256 from the event): the claim check is made on the bytes actually sent."""
+    for expected, got in zip(getattr(pkg, "attachments", ()), written.attachments, strict=True):
+        if expected.size is not None and got.size != expected.size:
+            return {"reason": "store.size_mismatch", "where": expected.attachment_name,
+                    "message": f"{expected.attachment_name} has {got.size} bytes, the event "
+                               f"says {expected.size}"}
+        if expected.sha256 is not None and got.sha256 != expected.sha256.lower():
+            return {"reason": "store.hash_mismatch", "where": expected.attachment_name,
+                    "message": f"{expected.attachment_name} has SHA-256 {got.sha256}, the event "
+                               f"says {expected.sha256[:64]}"}
+    return None
 
 
 def read_and_verify(path: str, attachments_dir: str) -> dict[str, Any]:

@@ -17,10 +17,8 @@ from jsonschema import Draft202012Validator
 
 from connectors.cloudevents import CloudEvent, KafkaRecord
 from connectors.store import FileStore
-from edxml.jsonform import package_from_dict, package_to_dict
-from edxml.reader import read_package, read_package_bytes
-from edxml.signature import DocumentDigester, verify_signature
-from edxml.trust import TrustStore
+from edxml.jsonform import package_from_dict
+from edxml.reader import read_package_bytes
 from edxml.writer import package_bytes
 from gateway import events as ev
 from gateway.config import DEFAULT_TOPICS
@@ -354,29 +352,11 @@ def test_a_receipt_for_an_unknown_original_sender_is_refused() -> None:
 # -- from event to package and back ------------------------------------------------------------
 
 def read_result(path: Path, work: Path) -> dict[str, Any]:
-    """What the inbound flow knows about a received package (gateway.work.read_and_verify)."""
-    result = read_package(path, work, digester=DocumentDigester())
-    verdict = verify_signature(result.signature, TrustStore(()))
-    signer = None
-    if verdict.signer is not None:
-        s = verdict.signer
-        signer = {"subject": s.subject, "issuer": s.issuer, "serial": s.serial_hex,
-                  "not_before": s.not_before.isoformat(), "not_after": s.not_after.isoformat()}
-    return {
-        "kind": result.kind, "package": package_to_dict(result.package),
-        "attachments": [{"content_id": r.attachment.content_id,
-                         "attachment_name": r.attachment.attachment_name,
-                         "declared_type": r.attachment.content_type,
-                         "detected_type": r.detected_type,
-                         "path": str(r.attachment.path) if r.attachment.path else None,
-                         "sha256": r.attachment.sha256, "size": r.attachment.size,
-                         "error": ({"reason": r.error.reason, "message": r.error.message}
-                                   if r.error else None)} for r in result.attachments],
-        "signature": {"status": verdict.status, "reason": verdict.reason,
-                      "message": verdict.message, "signer": signer},
-        "warnings": [{"code": w.code, "message": w.message, "where": w.where}
-                     for w in result.warnings],
-        "sha256": result.sha256, "size": result.size}
+    """What the inbound flow knows about a received package: the worker step itself, run here
+    in-process (no trust store, as in a worker started without one)."""
+    from gateway.work import read_and_verify
+
+    return read_and_verify(str(path), str(work))
 
 
 def test_a_sent_document_arrives_as_a_valid_document_arrived_event(tmp_path: Path) -> None:
@@ -629,3 +609,47 @@ def test_the_vendor_documentation_lists_every_reason() -> None:
         assert f"`{reason}`" in text, reason
     for topic in DEFAULT_TOPICS.values():
         assert f"`{topic}`" in text, topic
+
+
+def test_attachment_bytes_are_checked_against_the_claim_as_they_are_written(tmp_path: Path) -> None:
+    """The store skips its own hash pass for outbound attachments; the worker compares the
+    SHA-256 and size of the bytes it put into the package with the event's claim."""
+    from datetime import date
+
+    from edxml.jsonform import package_to_dict
+    from edxml.model import Attachment, Code, DocumentPackage, DocumentType, MessageHeader, \
+        Organization, PromulgationInfo
+    from edxml.pki import init_test_pki
+    from gateway import work
+
+    pki = init_test_pki(tmp_path / "pki", agencies=[(H55, "UBND tỉnh Thái Nguyên")])
+    files = pki.agencies[H55]
+    import signal
+
+    interrupt = signal.getsignal(signal.SIGINT)  # init_worker ignores Ctrl-C, as workers do
+    try:
+        work.init_worker(work.WorkerSetup(keys=(work.KeySpec(H55, key=str(files.key),
+                                                             cert=str(files.cert)),)))
+    finally:
+        signal.signal(signal.SIGINT, interrupt)
+    pdf = tmp_path / "a.pdf"
+    pdf.write_bytes(b"%PDF-1.4 the bytes on disk")
+    header = MessageHeader(
+        from_=Organization(organ_id=H55), to=(Organization(organ_id=G22),),
+        code=Code(code_number="1", code_notation="UBND-VP"),
+        promulgation_info=PromulgationInfo(place="Thái Nguyên",
+                                           promulgation_date=date(2024, 5, 17)),
+        document_type=DocumentType(type=1, type_name="Công văn"), subject="V/v thử")
+
+    def build(**claim: object) -> dict[str, Any]:
+        att = Attachment("1", "a.pdf", "application/pdf", path=pdf, **claim)  # type: ignore[arg-type]
+        return work.build_and_sign(H55, package_to_dict(DocumentPackage(header, attachments=(att,))),
+                                   str(tmp_path / "out.edxml"))
+
+    size = pdf.stat().st_size
+    assert build(size=size, sha256="0" * 64)["error"]["reason"] == "store.hash_mismatch"
+    assert not (tmp_path / "out.edxml").exists()
+    assert build(size=size + 1, sha256=hashlib.sha256(pdf.read_bytes()).hexdigest())["error"][
+        "reason"] == "store.size_mismatch"
+    ok = build(size=size, sha256=hashlib.sha256(pdf.read_bytes()).hexdigest())
+    assert "error" not in ok and (tmp_path / "out.edxml").stat().st_size == ok["size"]
