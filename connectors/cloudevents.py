@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -28,6 +28,9 @@ REASONS: dict[str, str] = {
     "event.json": "the record value (or structured event) is not UTF-8 JSON",
     "event.content_type": "the data is not JSON (content-type other than application/json "
                           "or */*+json, or structured data_base64)",
+    "event.too_large": "a header, an attribute or the number of headers exceeds its bound "
+                       "(ce_id at most 200 bytes, other attributes 1000 bytes, at "
+                       "most 64 headers); refused before anything else is read",
 }
 
 SPECVERSION = "1.0"
@@ -41,6 +44,17 @@ _CORE = ("specversion", "id", "source", "type", "time", "subject", "dataschema")
 _RESERVED = frozenset(_CORE) | {"datacontenttype", "data", "data_base64"}
 # CloudEvents 1.0: attribute names are lower-case ASCII letters and digits.
 _NAME = re.compile(r"^[a-z0-9]{1,64}$")
+
+# Bounds on what a record may carry, checked on the raw bytes before anything is decoded: an
+# attribute is copied into every outcome, ledger entry, log line and metric of its event, so a
+# hostile size must be refused before it costs memory anywhere.
+MAX_ID_BYTES = 200
+MAX_ATTRIBUTE_BYTES = 1000
+MAX_HEADERS = 64
+MAX_HEADER_NAME_CHARS = 80
+# Times outside these years are no real event's and overflow date arithmetic (year 1 in +07:00
+# is before datetime.min in UTC).
+MIN_YEAR, MAX_YEAR = 1900, 2200
 
 
 class EnvelopeError(GatewayError):
@@ -90,6 +104,9 @@ def _format_time(moment: datetime) -> str:
 
 
 def _parse_time(text: str, where: str) -> datetime:
+    if len(text) > 64:
+        raise EnvelopeError("event.envelope", "time is not an RFC 3339 timestamp (too long)",
+                            where=where)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -99,6 +116,14 @@ def _parse_time(text: str, where: str) -> datetime:
         raise EnvelopeError("event.envelope",
                             f"time {text[:40]!r} must be an RFC 3339 date-time with an offset",
                             where=where)
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise EnvelopeError("event.envelope", f"time {text[:40]!r} is outside the years "
+                            f"{MIN_YEAR}-{MAX_YEAR}", where=where)
+    try:
+        moment.astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # pragma: no cover - excluded by the year bounds
+        raise EnvelopeError("event.envelope", f"time {text[:40]!r} cannot be converted to "
+                            "UTC", where=where) from None
     return moment
 
 
@@ -136,6 +161,9 @@ class CloudEvent:
                                       or self.time.tzinfo is None):
             raise EnvelopeError("event.envelope", "time must be a timezone-aware datetime",
                                 where="time")
+        if self.time is not None and not MIN_YEAR <= self.time.year <= MAX_YEAR:
+            raise EnvelopeError("event.envelope", f"time must be within the years {MIN_YEAR}-"
+                                f"{MAX_YEAR}", where="time")
         if not _is_json_content_type(self.datacontenttype):
             raise EnvelopeError("event.content_type",
                                 f"datacontenttype {self.datacontenttype[:60]!r} is not JSON",
@@ -208,13 +236,22 @@ class CloudEvent:
     def from_record(cls, record: RecordLike) -> CloudEvent:
         """Read a binary- or structured-mode record; raise `EnvelopeError` if it is not one."""
         headers: dict[str, str] = {}
-        for raw_name, raw_value in record.headers or ():
+        raw_headers = list(record.headers or ())
+        if len(raw_headers) > MAX_HEADERS:
+            raise EnvelopeError("event.too_large", f"the record has {len(raw_headers)} headers "
+                                f"(at most {MAX_HEADERS})", where="headers")
+        for raw_name, raw_value in raw_headers:
+            if not isinstance(raw_name, str) or len(raw_name) > MAX_HEADER_NAME_CHARS:
+                raise EnvelopeError("event.too_large", "a header name is too long (at most "
+                                    f"{MAX_HEADER_NAME_CHARS} characters)", where="headers")
             name = raw_name.lower()
             if not (name.startswith(HEADER_PREFIX) or name == CONTENT_TYPE_HEADER):
                 continue
             if name in headers:
                 raise EnvelopeError("event.envelope", f"header {name} appears more than once",
                                     where=name)
+            _check_size(name[len(HEADER_PREFIX):] if name != CONTENT_TYPE_HEADER else name,
+                        len(raw_value or b""), name)
             try:
                 headers[name] = bytes(raw_value or b"").decode("utf-8")
             except UnicodeDecodeError:
@@ -268,6 +305,16 @@ class CloudEvent:
     @classmethod
     def _from_attributes(cls, attributes: dict[str, str], data: Any, content_type: str, *,
                          where_prefix: str) -> CloudEvent:
+        if len(attributes) > MAX_HEADERS:
+            raise EnvelopeError("event.too_large", f"the event has {len(attributes)} attributes "
+                                f"(at most {MAX_HEADERS})", where=where_prefix + "attributes")
+        for name, value in attributes.items():
+            if not isinstance(name, str) or len(name) > MAX_HEADER_NAME_CHARS:
+                raise EnvelopeError("event.too_large", "an attribute name is too long",
+                                    where=where_prefix + "attributes")
+            if not isinstance(value, str):
+                continue  # reported by the checks below
+            _check_size(name, len(value.encode("utf-8", "surrogatepass")), where_prefix + name)
         for name in ("specversion", "id", "source", "type"):
             if not attributes.get(name):
                 raise EnvelopeError("event.envelope", f"required attribute {name} is missing "
@@ -280,6 +327,14 @@ class CloudEvent:
                    specversion=attributes["specversion"], data=data, time=moment,
                    subject=attributes.get("subject"), dataschema=attributes.get("dataschema"),
                    datacontenttype=content_type, extensions=extensions)
+
+
+def _check_size(attribute: str, size: int, where: str) -> None:
+    """Refuse an attribute longer than its bound (`size`: its length in UTF-8 bytes)."""
+    limit = MAX_ID_BYTES if attribute == "id" else MAX_ATTRIBUTE_BYTES
+    if size > limit:
+        raise EnvelopeError("event.too_large", f"{where} is too long (at most {limit} bytes)",
+                            where=where)
 
 
 def _no_constant(name: str) -> Any:
