@@ -8,9 +8,17 @@ the SHA-256 and the size. `FileStore` is the embedded store on a (shared) file s
     ROOT/tmp/                 scratch space: temporary files and directories (same file
                               system, so a finished file is published with one atomic rename)
 
-`resolve` is the gate for references that come from agencies: only `file://` URIs inside the
-store root or a configured allowed root are opened, and size and SHA-256 must match the event.
-Everything here is synchronous file I/O; async callers run it in a thread.
+`copy_reference` is the gate for references that come from agencies: a `file://` URI is opened
+once, beneath one of *that agency's own* attachment roots only, component by component without
+following any symlink (`openat` with O_NOFOLLOW, each directory with O_DIRECTORY), checked to be
+a regular file that is not one of the gateway's own secret files, and copied from that one open
+file descriptor into a private scratch file, hashed on the way. Size and SHA-256 must match the
+event; a mismatch says only that it does not match, never the file's real size or hash. The
+caller (and the worker that builds the package) uses only the private copy, so what was checked
+is what is encoded and signed: the agency's file is never opened again by name. The archive and
+the scratch area can never be named. `resolve` is the same gate for tools (no agency: the store
+and `allowed_roots`). Everything here is synchronous file I/O; async callers run it in a
+thread.
 
 Errors are `StoreError` with a reason from `REASONS`. `store.unavailable` is transient: a full,
 read-only or unwritable file system is an operator's problem, and the work retries after the fix.
@@ -21,15 +29,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import hmac
 import os
 import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ContextManager, Protocol, runtime_checkable
+from typing import Any, ContextManager, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from edxml.errors import GatewayError
@@ -38,8 +48,10 @@ REASONS: dict[str, str] = {
     "store.forbidden": "a reference is not a file:// URI inside the store root or an allowed root "
                        "(other scheme, remote host, relative path, '..', a symlink leading out)",
     "store.missing": "the referenced file does not exist or is not a regular file",
-    "store.size_mismatch": "the referenced file's size differs from the size in the event",
-    "store.hash_mismatch": "the referenced file's SHA-256 differs from the hash in the event",
+    "store.size_mismatch": "the referenced file's size differs from the size in the event (the "
+                           "message never tells the real size)",
+    "store.hash_mismatch": "the referenced file's SHA-256 differs from the hash in the event "
+                           "(the message never tells the real hash)",
     "store.unavailable": "the file system refused the operation (full, read-only, permission "
                          "denied, I/O error); transient: retried once the operator fixes it",
 }
@@ -87,7 +99,11 @@ class StoredRef:
 class AttachmentStore(Protocol):
     """What the pipelines need from an attachment store (the file store; object storage later)."""
 
-    def resolve(self, ref: Reference, *, verify_hash: bool = True) -> Path: ...
+    def resolve(self, ref: Reference, *, verify_hash: bool = True,
+                agency: str | None = None) -> Path: ...
+
+    def copy_reference(self, ref: Reference, agency: str, directory: Path,
+                       name: str | None = None) -> Path: ...
 
     def put(self, src: Path, name: str = "", *, move: bool = False) -> StoredRef: ...
 
@@ -111,64 +127,140 @@ def unavailable(exc: OSError, doing: str, path: Path | str) -> StoreError:
 class FileStore:
     """The embedded store: a directory on a local or shared file system.
 
-    `allowed_roots` are extra directories that `file://` references may point into (an agency's
-    export share mounted on the gateway host); the store never writes there.
+    `agency_roots` maps each agency (OrganId) to the directories its `file://` references may
+    point into (its own export share mounted on the gateway host); an agency can never read
+    beneath another agency's roots, the store, or anything else. `allowed_roots` are directories
+    any caller *without* an agency may read (tools and tests; the outbound pipeline always names
+    the agency). `secret_files` are files no reference may ever reach, even by a hard link (the
+    signing keys, the axis secret). The store never writes into any of these roots.
     """
 
     def __init__(self, root: str | os.PathLike[str],
-                 allowed_roots: Sequence[str | os.PathLike[str]] = ()) -> None:
+                 allowed_roots: Sequence[str | os.PathLike[str]] = (), *,
+                 agency_roots: Mapping[str, Sequence[str | os.PathLike[str]]] | None = None,
+                 secret_files: Sequence[str | os.PathLike[str]] = ()) -> None:
         self.root = Path(os.path.abspath(root))
         self.allowed_roots = tuple(Path(os.path.abspath(r)) for r in allowed_roots)
-        # Compared against fully resolved paths, so resolve the roots the same way.
-        self._readable = tuple(Path(os.path.realpath(r))
-                               for r in (self.root, *self.allowed_roots))
+        # Roots are resolved once, here (an operator's symlink in the configured path is fine);
+        # when a reference is used, every component is opened without following symlinks, so a
+        # symlink appearing later anywhere on the way is refused.
+        # Each root as (configured path, real path): a reference may use either form.
+        self._readable = tuple(_both(r) for r in (self.root, *self.allowed_roots))
+        self.agency_roots: dict[str, tuple[tuple[Path, Path], ...]] = {
+            agency: tuple(_both(r) for r in roots)
+            for agency, roots in (agency_roots or {}).items()}
+        real_root = Path(os.path.realpath(self.root))
+        self._never = (real_root / _ARCHIVE, real_root / _TMP)
+        self._secret_inodes: frozenset[tuple[int, int]] = frozenset(
+            _inode(Path(p)) for p in secret_files if _inode(Path(p)) is not None)  # type: ignore[misc]
 
     def __repr__(self) -> str:
-        return f"FileStore(root={str(self.root)!r}, allowed_roots={len(self.allowed_roots)})"
+        return (f"FileStore(root={str(self.root)!r}, allowed_roots={len(self.allowed_roots)}, "
+                f"agencies={len(self.agency_roots)})")
 
     # -- references from events ---------------------------------------------------------------
 
-    def resolve(self, ref: Reference, *, verify_hash: bool = True) -> Path:
-        """The real path of a referenced file, after checking place, size and SHA-256.
+    def roots_for(self, agency: str | None) -> tuple[tuple[Path, Path], ...]:
+        """The directories a reference may point into: the agency's own roots (none if the
+        agency has none), or, without an agency, the store and `allowed_roots`."""
+        if agency is None:
+            return self._readable
+        return self.agency_roots.get(agency, ())
 
-        `verify_hash=False` leaves the SHA-256 to a caller that hashes the bytes as it uses them
-        (the package writer does): one read of a large file instead of two, and the check is on
-        the bytes actually used, not on a file that could change in between."""
+    def resolve(self, ref: Reference, *, verify_hash: bool = True,
+                agency: str | None = None) -> Path:
+        """The path of a referenced file, after checking place, size and (unless
+        `verify_hash=False`) SHA-256, for tools that read the file themselves afterwards. The
+        outbound pipeline uses `copy_reference`, which never opens the file again by name."""
+        fd = self._open_reference(ref, agency)
+        try:
+            if verify_hash:
+                digest = hashlib.sha256()
+                _pump(fd, None, ref.size, digest, _short(ref.uri))
+                self._check_hash(digest.hexdigest(), ref)
+        finally:
+            os.close(fd)
+        return Path(unquote(urlsplit(ref.uri).path))
+
+    def copy_reference(self, ref: Reference, agency: str, directory: Path,
+                       name: str | None = None) -> Path:
+        """Open the referenced file once, beneath `agency`'s roots, and copy it into a new
+        private file in `directory` (a scratch directory of the caller), checking size and
+        SHA-256 of the bytes copied; return the copy's path. The copy is what gets encoded and
+        signed: nothing the agency changes after this call can reach the package."""
+        fd = self._open_reference(ref, agency)
+        try:
+            target = Path(directory) / (name or f"att-{uuid.uuid4().hex}")
+            try:
+                out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                              | _O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise unavailable(exc, "create a private copy in", directory) from None
+            try:
+                digest = hashlib.sha256()
+                _pump(fd, out, ref.size, digest, _short(ref.uri))
+            except BaseException:
+                os.close(out)
+                _unlink_quietly(target)
+                raise
+            os.close(out)
+        finally:
+            os.close(fd)
+        try:
+            self._check_hash(digest.hexdigest(), ref)
+        except StoreError:
+            _unlink_quietly(target)
+            raise
+        return target
+
+    @staticmethod
+    def _check_hash(digest: str, ref: Reference) -> None:
+        if not hmac.compare_digest(digest, str(ref.sha256).lower()):
+            raise StoreError("store.hash_mismatch", f"{_short(ref.uri)} does not match the "
+                             "sha256 in the event", where=_short(ref.uri))
+
+    def _open_reference(self, ref: Reference, agency: str | None) -> int:
+        """An open, read-only descriptor of the referenced regular file whose size is the one
+        the event gives; refused if it is not beneath the roots without any symlink."""
         uri = ref.uri
         path = self._path_of(uri)
-        try:
-            real = Path(os.path.realpath(path, strict=True))
-        except OSError as exc:
-            raise self._read_error(exc, uri) from None
-        if not any(real.is_relative_to(r) for r in self._readable):
-            raise StoreError("store.forbidden", f"{_short(uri)} is outside the store and the "
-                             "allowed roots (after following symlinks)", where=_short(uri))
-        try:
-            # O_NOFOLLOW: the last component may not have become a symlink since realpath;
-            # O_NONBLOCK: a FIFO placed there must not hang the gateway.
-            fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC)
-        except OSError as exc:
-            raise self._read_error(exc, uri) from None
+        roots = self.roots_for(agency)
+        rel = None
+        for configured, real in roots:
+            for form in (configured, real):
+                if path == form:
+                    raise StoreError("store.missing", f"{_short(uri)} is a directory, not a "
+                                     "regular file", where=_short(uri))
+                if path.is_relative_to(form):
+                    rel, base = path.parts[len(form.parts):], real
+                    break
+            if rel is not None:
+                break
+        if rel is None:
+            whose = "the sending agency's attachment roots" if agency is not None \
+                else "the store and the allowed roots"
+            raise StoreError("store.forbidden", f"{_short(uri)} is not beneath {whose}",
+                             where=_short(uri))
+        if any(path.is_relative_to(n) or Path(base, *rel).is_relative_to(n)
+               for n in self._never):
+            raise StoreError("store.forbidden", f"{_short(uri)} names the gateway's archive or "
+                             "scratch area", where=_short(uri))
+        fd = _open_beneath(base, rel, uri)
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise StoreError("store.missing", f"{_short(uri)} is not a regular file",
                                  where=_short(uri))
+            if (info.st_dev, info.st_ino) in self._secret_inodes:
+                raise StoreError("store.forbidden", f"{_short(uri)} is one of the gateway's "
+                                 "own secret files", where=_short(uri))
             if info.st_size != ref.size:
-                raise StoreError("store.size_mismatch", f"{_short(uri)} has {info.st_size} "
-                                 f"bytes, the event says {ref.size}", where=_short(uri))
-            if not verify_hash:
-                return real
-            with os.fdopen(os.dup(fd), "rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()  # type: ignore[arg-type]
-        except OSError as exc:
-            raise self._read_error(exc, uri) from None
-        finally:
+                raise StoreError("store.size_mismatch", f"{_short(uri)} does not match the "
+                                 "size in the event", where=_short(uri))
+        except BaseException:
             os.close(fd)
-        if digest != str(ref.sha256).lower():
-            raise StoreError("store.hash_mismatch", f"{_short(uri)} has SHA-256 {digest}, the "
-                             f"event says {str(ref.sha256)[:64]}", where=_short(uri))
-        return real
+            raise
+        return fd
 
     def _path_of(self, uri: str) -> Path:
         where = _short(uri)
@@ -191,16 +283,6 @@ class FileStore:
         if ".." in raw.split("/"):
             raise StoreError("store.forbidden", "the path contains '..'", where=where)
         return Path(raw)
-
-    @staticmethod
-    def _read_error(exc: OSError, uri: str) -> StoreError:
-        where = _short(uri)
-        if exc.errno in _MISSING_ERRNOS:
-            return StoreError("store.missing", f"{where} does not exist", where=where)
-        if exc.errno == errno.ELOOP:
-            return StoreError("store.forbidden", f"{where} is (or passes through) a symlink loop "
-                              "or a symlink swapped in after the check", where=where)
-        return unavailable(exc, "read", where)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -337,6 +419,118 @@ class FileStore:
 
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+# Test hook: called with the descriptor of the last directory just before the file itself is
+# opened in it (the moment an attacker would swap the file). Never set outside tests.
+_before_final_open: Callable[[int, str], None] | None = None
+
+
+def _open_beneath(root: Path, rel: Sequence[str], uri: str) -> int:
+    """Open `root`/`rel` read-only walking every component from `/` with openat and
+    O_NOFOLLOW (directories also with O_DIRECTORY): no symlink is followed anywhere, so the
+    file opened is really beneath `root` whatever is swapped in meanwhile."""
+    where = _short(uri)
+    parts = [*root.parts[1:], *rel]
+    if not parts or any(p in ("", ".", "..") for p in parts):
+        raise StoreError("store.forbidden", "the path has an empty, '.' or '..' part",
+                         where=where)
+    try:
+        dirfd = os.open("/", os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    except OSError as exc:
+        raise unavailable(exc, "open", "/") from None
+    try:
+        for part in parts[:-1]:
+            try:
+                nxt = os.open(part, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC,
+                              dir_fd=dirfd)
+            except OSError as exc:
+                if exc.errno == errno.ENOTDIR and _is_symlink(part, dirfd):
+                    raise StoreError("store.forbidden", f"{where} passes through a symlink",
+                                     where=where) from None
+                raise _open_error(exc, uri) from None
+            os.close(dirfd)
+            dirfd = nxt
+        if _before_final_open is not None:
+            _before_final_open(dirfd, parts[-1])
+        try:
+            # O_NONBLOCK: a FIFO placed there must not hang the gateway.
+            return os.open(parts[-1], os.O_RDONLY | _O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC,
+                           dir_fd=dirfd)
+        except OSError as exc:
+            raise _open_error(exc, uri) from None
+    finally:
+        os.close(dirfd)
+
+
+def _is_symlink(name: str, dirfd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_error(exc: OSError, uri: str) -> StoreError:
+    where = _short(uri)
+    # ELOOP: O_NOFOLLOW met a symlink as the last component; ENOTDIR with O_DIRECTORY and
+    # O_NOFOLLOW: a symlink (or a file) where a directory was expected.
+    if exc.errno in (errno.ELOOP, errno.EMLINK):
+        return StoreError("store.forbidden", f"{where} is or passes through a symlink",
+                          where=where)
+    if exc.errno in _MISSING_ERRNOS:
+        return StoreError("store.missing", f"{where} does not exist (or passes through "
+                          "something that is not a directory)", where=where)
+    return unavailable(exc, "read", where)
+
+
+def _pump(fd: int, out: int | None, size: int, digest: Any, label: str) -> None:
+    """Read the open file `fd` to its end, at most `size` + 1 bytes (a file that grew is a
+    mismatch, not an unbounded read), hashing and (if `out`) copying what is read."""
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    total = 0
+    while True:
+        want = min(_CHUNK, size + 1 - total)
+        if want <= 0:
+            break
+        try:
+            n = os.readv(fd, [view[:want]])
+        except BlockingIOError:
+            continue  # pragma: no cover - a regular file never blocks
+        except OSError as exc:
+            raise unavailable(exc, "read", label) from None
+        if not n:
+            break
+        digest.update(view[:n])
+        total += n
+        if out is not None:
+            done = 0
+            while done < n:  # os.write may write less than asked
+                try:
+                    done += os.write(out, view[done:n])
+                except OSError as exc:
+                    raise unavailable(exc, "write a private copy of", label) from None
+    if total != size:
+        raise StoreError("store.size_mismatch", f"{label} does not match the size in the "
+                         "event", where=label)
+    if out is not None:
+        try:
+            os.fsync(out)
+        except OSError as exc:
+            raise unavailable(exc, "write a private copy of", label) from None
+
+
+def _both(root: str | os.PathLike[str]) -> tuple[Path, Path]:
+    return Path(os.path.abspath(root)), Path(os.path.realpath(root))
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _short(uri: object) -> str:

@@ -226,7 +226,8 @@ SECTIONS: dict[str, dict[str, Key]] = {
     "store": {
         "root": Key("path", exists="dir", doc="attachment store and package archive"),
         "allowed_roots": Key("paths", (), exists="dir",
-                             doc="other directories file:// references may point into"),
+                             doc="directories holding one subdirectory per agency, named by its "
+                                 "OrganId: an agency's default attachment root(s)"),
     },
 }
 
@@ -239,6 +240,10 @@ AGENCY_KEYS: dict[str, Key] = {
     "pkcs12": Key("path", None, doc="key and certificates as one PKCS#12 file"),
     "password_env": Key("env", None, doc="variable holding the key's password"),
     "password_file": Key("path", None, doc="file holding the key's password"),
+    "attachment_roots": Key("paths", None, exists="dir",
+                            doc="directories this agency's file:// attachment references may "
+                                "point into (default: <allowed root>/<organ_id> for each "
+                                "[store] allowed_roots entry)"),
 }
 
 # Secrets and where they may come from: (section, name) -> required.
@@ -427,6 +432,8 @@ class AgencyConfig:
     chain: Path | None = None
     pkcs12: Path | None = None
     password: Secret | None = None
+    # The effective roots: as configured, else derived from [store] allowed_roots.
+    attachment_roots: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -442,6 +449,12 @@ class GatewayConfig:
     store: StoreSection
     agencies: tuple[AgencyConfig, ...]
     source: Path | None = None
+    # Files holding secrets (keys, passwords, the axis secret): no attachment may reach them.
+    secret_files: tuple[Path, ...] = ()
+
+    def attachment_roots(self) -> dict[str, tuple[Path, ...]]:
+        """Each agency's attachment roots (OrganId -> directories)."""
+        return {a.organ_id: a.attachment_roots for a in self.agencies}
 
     @property
     def agency_ids(self) -> frozenset[str]:
@@ -504,6 +517,7 @@ class _Loader:
         self.base = path.parent
         self.environ = environ
         self.origin: dict[str, str] = {}   # key path -> environment variable it came from
+        self.secret_paths: list[Path] = []   # files that secrets were read from
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -722,6 +736,7 @@ class _Loader:
                                  f"{env_name} is empty")
             return Secret(value.strip(), f"env {env_name}")
         if file_path is not None:
+            self.secret_paths.append(file_path)
             try:
                 value = file_path.read_text(encoding="utf-8")
             except OSError as exc:
@@ -808,11 +823,56 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
     inbound = InboundSection(**values["inbound"])
     store = StoreSection(**values["store"])
 
-    agencies = _agencies(loader, data.get("agencies", []))
+    agencies = _agencies(loader, data.get("agencies", []), store)
+    secret_files = _secret_files(loader, kafka, axis, agencies)
+    _check_attachment_roots(loader, agencies, store, secret_files)
 
     return GatewayConfig(gateway=gateway, http=http, log=log, kafka=kafka, topics=topics,
                          axis=axis, retry=retry, inbound=inbound, store=store,
-                         agencies=agencies, source=path)
+                         agencies=agencies, source=path, secret_files=secret_files)
+
+
+def _secret_files(loader: _Loader, kafka: KafkaSection, axis: AxisSection,
+                  agencies: tuple[AgencyConfig, ...]) -> tuple[Path, ...]:
+    found: list[Path] = list(loader.secret_paths)
+    for agency in agencies:
+        found += [p for p in (agency.key, agency.pkcs12) if p is not None]
+    found += [p for p in (kafka.ssl_keyfile, axis.client_key) if p is not None]
+    return tuple(dict.fromkeys(found))
+
+
+def _check_attachment_roots(loader: _Loader, agencies: tuple[AgencyConfig, ...],
+                            store: StoreSection, secret_files: tuple[Path, ...]) -> None:
+    """No agency's attachment root may contain, or lie inside, another agency's root, the
+    store (archive, received attachments) or a directory holding keys or secrets: a reference
+    could otherwise reach them. Compared after resolving symlinks."""
+    def real(path: Path) -> Path:
+        return Path(os.path.realpath(path))
+
+    def overlap(a: Path, b: Path) -> bool:
+        return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+    guarded = [("the store root (store.root)", real(store.root))]
+    guarded += [(f"the directory of the secret file {p.name}", real(p).parent)
+                for p in secret_files]
+    for index, agency in enumerate(agencies):
+        for j, root in enumerate(agency.attachment_roots):
+            where = f"agencies[{index}].attachment_roots"
+            mine = real(root)
+            for what, other in guarded:
+                if overlap(mine, other):
+                    raise loader.error("config.invalid", where, f"{root} overlaps {what}; an "
+                                       "agency's attachment roots must be apart from the "
+                                       "store and the keys")
+            for k, other_agency in enumerate(agencies):
+                if k == index:
+                    continue
+                for theirs in other_agency.attachment_roots:
+                    if overlap(mine, real(theirs)):
+                        raise loader.error("config.invalid", where, f"{root} overlaps "
+                                           f"{theirs}, an attachment root of "
+                                           f"{other_agency.organ_id}; each agency needs its "
+                                           "own directories")
 
 
 def _check_kafka(loader: _Loader, kafka: KafkaSection) -> None:
@@ -849,7 +909,8 @@ def _check_topics(loader: _Loader, topics: TopicsSection) -> None:
                            f"{', '.join(duplicates)}")
 
 
-def _agencies(loader: _Loader, raw: list[dict[str, Any]]) -> tuple[AgencyConfig, ...]:
+def _agencies(loader: _Loader, raw: list[dict[str, Any]],
+              store: StoreSection) -> tuple[AgencyConfig, ...]:
     from edxml.errors import EdxmlError
     from edxml.values import OrganId
 
@@ -882,6 +943,11 @@ def _agencies(loader: _Loader, raw: list[dict[str, Any]]) -> tuple[AgencyConfig,
         elif values["chain"] is not None:
             raise loader.error("config.invalid", f"{prefix}.chain", "chain goes with key + "
                                "cert; a PKCS#12 file carries its own intermediates")
+        if values["attachment_roots"] is None:
+            # Default: the agency's own subdirectory of each shared root (it need not exist
+            # yet; a reference into a missing one is simply store.missing).
+            values["attachment_roots"] = tuple(root / values["organ_id"]
+                                               for root in store.allowed_roots)
         out.append(AgencyConfig(**values))
     return tuple(out)
 

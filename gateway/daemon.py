@@ -161,6 +161,13 @@ def _lane_of(record: KafkaRecord) -> str:
     return (record.key or b"").decode("utf-8", "replace")
 
 
+def file_store(config: GatewayConfig) -> FileStore:
+    """The store as the pipelines use it: each agency reads only beneath its own attachment
+    roots, and no reference can reach a file that holds a key or a secret."""
+    return FileStore(config.store.root, agency_roots=config.attachment_roots(),
+                     secret_files=config.secret_files)
+
+
 def worker_setup(config: GatewayConfig) -> WorkerSetup:
     keys = tuple(KeySpec(a.organ_id, key=str(a.key) if a.key else None,
                          cert=str(a.cert) if a.cert else None,
@@ -238,7 +245,7 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
     ledger = Ledger(settings, config.topics.ledger, ledger_send)
     pool = make_pool(worker_setup(config), config.gateway.workers)
     axis = InstrumentedAxis(AxisClient(config.axis.client_config()), metrics)
-    store = FileStore(config.store.root, allowed_roots=config.store.allowed_roots)
+    store = file_store(config)
     r = config.retry
     ctx = Context(config=config, producer=producer, axis=axis, store=store, ledger=ledger,
                   pool=pool, audit=audit, metrics=metrics, stopping=stopping,

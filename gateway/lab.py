@@ -153,14 +153,18 @@ class Lab:
     def province_dir(self, province: Province) -> Path:
         return self.workdir / province.prefix
 
-    def inbox(self, province: Province) -> Path:
-        """Where that province's agency software drops files to send (a shared volume)."""
-        return self.province_dir(province) / "inbox"
+    def inbox(self, province: Province, organ_id: str | None = None) -> Path:
+        """Where that province's agency software drops files to send (a shared volume); with
+        `organ_id`, that agency's own subdirectory, the only place its references may point."""
+        inbox = self.province_dir(province) / "inbox"
+        return inbox if organ_id is None else inbox / organ_id
 
     def write_config(self, province: Province) -> Path:
         base = self.province_dir(province)
         (base / "store").mkdir(parents=True, exist_ok=True)
         self.inbox(province).mkdir(parents=True, exist_ok=True)
+        for organ_id, _name in province.agencies:
+            self.inbox(province, organ_id).mkdir(exist_ok=True)
         overrides = self.gateway_overrides.get(province.code, {})
         sections: dict[str, dict[str, Any]] = {
             "gateway": {"workers": 1, "shutdown_grace_seconds": 10},
@@ -256,7 +260,7 @@ class AgencyClient:
 
     def attachment(self, name: str, content: bytes, content_type: str = "application/pdf",
                    content_id: str | None = None) -> dict[str, Any]:
-        path = self.lab.inbox(self.province) / f"{uuid.uuid4().hex}-{name}"
+        path = self.lab.inbox(self.province, self.organ_id) / f"{uuid.uuid4().hex}-{name}"
         path.write_bytes(content)
         return {"content_id": content_id or uuid.uuid4().hex[:8], "attachment_name": name,
                 "content_type": content_type, "uri": path.as_uri(),

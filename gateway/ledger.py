@@ -6,11 +6,17 @@ whichever instance handles the event again reads the entry and does not send twi
 answered from the ledger, *intent* is reconciled against the axis's sent list (see
 `gateway.outbound`). Each instance holds the ledger in memory and reloads it from the topic when
 it is given partitions, so it sees the intents of the instance that held them before.
+
+An entry binds its event id to the sender agency and a digest of the document identity
+(`identity_of`): an event id is an agency's claim, and one agency reusing another's id (or its
+own for another document) must not be answered from, or overwrite, the other's entry
+(`event.id_conflict`, checked by the outbound pipeline with `conflicts`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +43,7 @@ class LedgerEntry:
     reason: str | None = None
     instance: str | None = None      # the gateway instance that wrote it
     time: float = field(default_factory=time.time)
+    identity: str | None = None      # identity_of(...) of the event's document (or receipt)
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
@@ -48,6 +55,27 @@ class LedgerEntry:
             return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
         except (ValueError, TypeError, KeyError):
             return None  # an unreadable entry is treated as absent: reconciliation covers it
+
+
+def identity_of(flow: str, sender: str, document_id: str | None,
+                status_code: str | None = None) -> str:
+    """SHA-256 (hex) of what an event is about: its flow, sending agency, DocumentId and, for a
+    receipt, its status code. Two events with the same id and a different identity are two
+    different things claiming one id."""
+    parts = [flow, sender, document_id or "", status_code or ""]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def conflicts(entry: LedgerEntry, *, flow: str, sender: str, document_id: str | None,
+              identity: str) -> bool:
+    """Whether `entry` (the ledger's entry for an event id) belongs to something else than the
+    event now carrying that id. Entries written before identities were recorded are compared on
+    flow, sender and DocumentId."""
+    if entry.sender != sender or entry.flow != flow:
+        return True
+    if entry.identity is not None:
+        return entry.identity != identity
+    return entry.document_id is not None and entry.document_id != document_id
 
 
 Send = Callable[[bytes, bytes], Awaitable[Any]]

@@ -78,6 +78,10 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("dead_letters", "edoc_gateway_dead_letters_total", "counter",
                "Records written to the dead-letter topic, by flow and reason code.",
                ("flow", "reason")),
+    MetricSpec("internal_errors", "edoc_gateway_internal_errors_total", "counter",
+               "Records whose handling raised an unexpected exception (a bug, never an input "
+               "problem); each ended as a dead letter with reason internal.error, by flow.",
+               ("flow",)),
     MetricSpec("in_flight", "edoc_gateway_messages_in_flight", "gauge",
                "Messages taken in and not yet finished, by flow.", ("flow",)),
     MetricSpec("axis_request_seconds", "edoc_gateway_axis_request_seconds", "histogram",
@@ -174,6 +178,7 @@ class GatewayMetrics:
     axis_to_kafka_seconds: Histogram
     retries: Counter
     dead_letters: Counter
+    internal_errors: Counter
     in_flight: Gauge
     axis_request_seconds: Histogram
     oldest_unreceipted_seconds: Gauge
@@ -195,6 +200,9 @@ class GatewayMetrics:
         for spec in METRICS:
             setattr(self, spec.attribute, _create(spec, registry))
         self.build.info({"version": version or _version(), "python": platform.python_version()})
+        # Present at 0 from the start, so the alert on its increase sees the first one.
+        for flow in ("document", "receipt"):
+            self.internal_errors.labels(flow=flow)
 
     def reason(self, reason: str | None) -> str:
         return bounded_reason(reason, self._reasons)

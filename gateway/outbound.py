@@ -29,12 +29,13 @@ from tenacity import (AsyncRetrying, RetryError, retry_if_exception, stop_after_
 
 from connectors.axis.client import MessageType
 from connectors.cloudevents import CloudEvent, EnvelopeError, KafkaRecord
+from connectors.kafka import KafkaConnectorError
 from edxml.errors import GatewayError
 from edxml.values import VN_TZ
 from gateway import events, work
 from connectors.store import unavailable
 from gateway.lanes import Abandoned
-from gateway.ledger import FAILED, INTENT, SENT, LedgerEntry
+from gateway.ledger import FAILED, INTENT, SENT, LedgerEntry, conflicts, identity_of
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +44,14 @@ RECONCILE_SKEW_SECONDS = 120
 
 # When the retry budget runs out, the dead letter carries the last transient reason
 # (axis.unavailable, store.unavailable ...): it says what to fix before a replay.
-REASONS: dict[str, str] = {}
+REASONS: dict[str, str] = {
+    "event.id_conflict": "the event's ce_id is already recorded for another agency or another "
+                         "document; it is refused, never answered from that record (use a new, "
+                         "unique ce_id)",
+    "internal.error": "handling the record raised an unexpected exception (a bug, not a "
+                      "problem of the event); the dead letter names the exception type, the "
+                      "gateway log has the traceback; replay after the fix",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +80,52 @@ class OutboundPipeline:
     # -- entry point ------------------------------------------------------------------------
 
     async def handle(self, record: KafkaRecord) -> None:
+        """Handle one record to its outcome. Whatever goes wrong while doing so ends as that
+        record's outcome (an `internal.error` dead letter for an unexpected exception), never
+        as an exception that stops the consumer: one record must not stop the gateway."""
+        try:
+            await self._handle(record)
+        except (Abandoned, asyncio.CancelledError):
+            raise
+        except KafkaConnectorError:
+            # The outcome itself could not be recorded (publish_retrying gave up: the daemon
+            # stops, or Kafka refuses for good); the record stays uncommitted.
+            raise
+        except Exception as exc:  # noqa: BLE001 - the point: any exception, not only ours
+            await self._internal_error(record, exc)
+
+    async def _internal_error(self, record: KafkaRecord, exc: Exception) -> None:
+        ctx = self.ctx
+        kind = type(exc).__name__
+        event: CloudEvent | None
+        try:
+            event = CloudEvent.from_record(record)
+        except Exception:  # noqa: BLE001 - best effort: the letter is written either way
+            event = None
+        flow = "receipt" if event is not None and event.type == events.RECEIPT_SEND \
+            else "document"
+        log.error("outbound.internal_error", flow=flow, error_type=kind,
+                  event_id=event.id if event is not None else None, topic=record.topic,
+                  partition=record.partition, offset=record.offset,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        ctx.metrics.internal_errors.labels(flow).inc()
+        error = GatewayError("internal.error", f"unexpected {kind[:80]} while handling this "
+                             "record (a gateway bug, not a problem of the event); the gateway "
+                             "log has the traceback; replay after the fix")
+        # No ledger entry is written: an intent already there (a send that may have reached
+        # the axis) must stay, so a replay reconciles instead of sending again.
+        try:
+            await self._dead_letter(record, event, error, flow=flow, attempts=0)
+        except KafkaConnectorError:
+            raise
+        except Exception as again:  # noqa: BLE001 - the answer to the agency failed too
+            if event is None:
+                raise
+            log.error("outbound.internal_error", flow=flow, error_type=type(again).__name__,
+                      step="dead-letter", exc_info=(type(again), again, again.__traceback__))
+            await self._dead_letter(record, None, error, flow=flow, attempts=0)
+
+    async def _handle(self, record: KafkaRecord) -> None:
         started = time.monotonic()
         ctx = self.ctx
         try:
@@ -91,6 +145,18 @@ class OutboundPipeline:
         bound = bound.bind(agency=work_item.sender, document_id=work_item.document_id)
         await ctx.ledger.wait_ready()
         entry = ctx.ledger.get(event.id)
+        identity = _identity(work_item)
+        if entry is not None and conflicts(entry, flow=work_item.flow, sender=work_item.sender,
+                                           document_id=work_item.document_id,
+                                           identity=identity):
+            # Another agency's (or another document's) id: neither answer from its entry nor
+            # overwrite it; the ledger keeps what it says about the other event.
+            bound.warning("outbound.id_conflict")
+            await self._dead_letter(record, event, GatewayError(
+                "event.id_conflict", "this ce_id is already used by another event (another "
+                "agency or another document); send the event with a new, unique ce_id",
+                where="id"), flow=flow, attempts=0, item=work_item)
+            return
         if entry is not None and entry.state == SENT:
             # Delivered before a crash or rebalance: answer again from the ledger, send nothing.
             bound.info("outbound.already_delivered", axis_doc_id=entry.axis_doc_id)
@@ -163,7 +229,7 @@ class OutboundPipeline:
             raise Abandoned(record)
         intent = LedgerEntry(event.id, INTENT, flow, item.sender, document_id=item.document_id,
                              notation=item.notation, title=item.title, package_sha256=sha,
-                             instance=ctx.instance_id)
+                             instance=ctx.instance_id, identity=_identity(item))
         await ctx.publish_retrying(lambda: ctx.ledger.write(intent))
 
         async def attempt() -> str:
@@ -206,14 +272,19 @@ class OutboundPipeline:
             await asyncio.sleep(settle)
 
     async def _materialise(self, item: Any, scratch: Path) -> dict[str, Any]:
-        """The JSON form of the package, with attachment paths resolved and checked."""
+        """The JSON form of the package, its attachments private copies in `scratch`.
+
+        Each referenced file is opened once, beneath the sending agency's own roots, and copied
+        from that open file into the scratch directory with its size and SHA-256 checked on the
+        bytes copied; the worker reads only the copies, so nothing the agency swaps or changes
+        afterwards can reach the package (one read of the agency's file, constant memory)."""
         ctx = self.ctx
-        resolved = []
-        for ref in item.attachments:
-            # The writer hashes each attachment as it encodes it; build_and_sign compares.
-            path = await asyncio.to_thread(ctx.store.resolve, ref, verify_hash=False)
-            resolved.append(path)
-        return item.package_dict(resolved, trace_organ_id=item.sender,
+        copies = []
+        for index, ref in enumerate(item.attachments):
+            copy = await asyncio.to_thread(ctx.store.copy_reference, ref, item.sender, scratch,
+                                           f"attachment-{index}")
+            copies.append(copy)
+        return item.package_dict(copies, trace_organ_id=item.sender,
                                  now=datetime.now(timezone.utc))
 
     async def _reconcile(self, entry: LedgerEntry) -> str | None:
@@ -238,7 +309,7 @@ class OutboundPipeline:
         ctx = self.ctx
         entry = LedgerEntry(event.id, SENT, item.flow, item.sender, document_id=item.document_id,
                             notation=item.notation, title=item.title, package_sha256=sha,
-                            axis_doc_id=doc_id)
+                            axis_doc_id=doc_id, identity=_identity(item))
         await ctx.publish_retrying(lambda: ctx.ledger.write(entry))
 
     async def _retry(self, flow: str, step: Callable[[], Awaitable[Any]]) -> Any:
@@ -284,7 +355,8 @@ class OutboundPipeline:
         bound.warning("outbound.failed", reason=reason, error=exc.message,
                       transient=exc.transient)
         entry = LedgerEntry(event.id, FAILED, item.flow, item.sender,
-                            document_id=item.document_id, reason=reason)
+                            document_id=item.document_id, reason=reason,
+                            identity=_identity(item))
         await ctx.publish_retrying(lambda: ctx.ledger.write(entry))
         await self._dead_letter(record, event, exc, flow=item.flow, attempts=0, item=item)
 
@@ -315,6 +387,11 @@ class OutboundPipeline:
     async def _audit(self, event: CloudEvent, item: Any, **fields: Any) -> None:
         await self.ctx.audit_record(flow=item.flow, agency=item.sender,
                                     document_id=item.document_id, event_id=event.id, **fields)
+
+
+def _identity(item: Any) -> str:
+    status = item.status_code.value if item.flow == "receipt" else None
+    return identity_of(item.flow, item.sender, item.document_id, status)
 
 
 def _axis_time(text: str) -> datetime | None:

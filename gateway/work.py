@@ -100,16 +100,17 @@ def build_and_sign(agency: str, package: dict[str, Any], out_path: str) -> dict[
 
 def _attachment_mismatch(pkg: Any, written: Any) -> dict[str, Any] | None:
     """The attachment bytes that went into the package against the agency's claim (size and
-    SHA-256 from the event): the claim check is made on the bytes actually sent."""
+    SHA-256 from the event): the claim check is made on the bytes actually sent. The message
+    says only that they differ, never what the bytes really are."""
     for expected, got in zip(getattr(pkg, "attachments", ()), written.attachments, strict=True):
         if expected.size is not None and got.size != expected.size:
             return {"reason": "store.size_mismatch", "where": expected.attachment_name,
-                    "message": f"{expected.attachment_name} has {got.size} bytes, the event "
-                               f"says {expected.size}"}
+                    "message": f"{expected.attachment_name} does not match the size in the "
+                               "event"}
         if expected.sha256 is not None and got.sha256 != expected.sha256.lower():
             return {"reason": "store.hash_mismatch", "where": expected.attachment_name,
-                    "message": f"{expected.attachment_name} has SHA-256 {got.sha256}, the event "
-                               f"says {expected.sha256[:64]}"}
+                    "message": f"{expected.attachment_name} does not match the sha256 in the "
+                               "event"}
     return None
 
 

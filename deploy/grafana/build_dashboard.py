@@ -188,9 +188,12 @@ def build() -> dict[str, Any]:
                  q(rate("edoc_gateway_retries_total", by="flow, reason"), "{{flow}} {{reason}}"),
                  unit="ops"), 8, 8)
     L.add(series("Dead-letter inflow", "Records written to the dead-letter topic per interval, "
-                 "by flow and reason.",
+                 "by flow and reason; 'internal error' counts records that raised an "
+                 "unexpected exception (a gateway bug: see the log's traceback).",
                  q(f"sum by (flow, reason) (increase(edoc_gateway_dead_letters_total{{{SEL}}}"
-                   f"[$__rate_interval]))", "{{flow}} {{reason}}"), bars=True), 8, 8)
+                   f"[$__rate_interval]))", "{{flow}} {{reason}}"),
+                 q(f"sum by (flow) (increase(edoc_gateway_internal_errors_total{{{SEL}}}"
+                   f"[$__rate_interval]))", "internal error {{flow}}"), bars=True), 8, 8)
     L.add(series("In flight and audit records", "Messages taken in and not finished; audit "
                  "records acknowledged per second.",
                  q(f"sum by (flow) (edoc_gateway_messages_in_flight{{{SEL}}})", "in flight {{flow}}"),

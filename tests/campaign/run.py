@@ -308,7 +308,7 @@ async def campaign(lab: Lab, *, inbound: list[InboundCase] | None = None,
     report = Report()
     before = snapshot(lab.workdir, Path(tempfile.gettempdir()))
     inbound = inbound if inbound is not None else inbound_cases(credentials(lab))
-    env = OutboundEnv(lab.inbox(THAI_NGUYEN), Path(tempfile.mkdtemp(prefix="campaign-outside-")),
+    env = OutboundEnv(lab.inbox(THAI_NGUYEN, SENDER), Path(tempfile.mkdtemp(prefix="campaign-outside-")),
                       uuid.uuid4().hex[:6])
     outbound = outbound if outbound is not None else [c for c in outbound_cases(env) if c.live]
     await asyncio.gather(run_inbound(lab, inbound, report), run_outbound(lab, outbound, report))

@@ -153,7 +153,7 @@ def test_a_sample_of_the_campaign_ends_as_expected_against_running_gateways(lab)
     from tests.campaign.run import campaign, credentials
 
     inbound = [c for c in mc.inbound_cases(credentials(lab)) if not c.known_bug]
-    env = mc.OutboundEnv(lab.inbox(lab.provinces[0]), _dirs()[1], "sample")
+    env = mc.OutboundEnv(lab.inbox(lab.provinces[0], mc.SENDER), _dirs()[1], "sample")
     outbound = [c for c in mc.outbound_cases(env) if c.live and not c.known_bug]
     inbound = _sample([c for c in inbound if c.family.startswith("xml")], 20) + \
         _sample([c for c in inbound if not c.family.startswith("xml")], 40)

@@ -200,7 +200,13 @@ def test_size_and_hash_must_match_the_event(store: FileStore) -> None:
     with pytest.raises(StoreError) as caught:
         store.resolve(good)
     assert caught.value.reason == "store.hash_mismatch"
-    assert good.sha256 in caught.value.message
+    # What the file really holds is never told (a caller could learn any file's hash).
+    real = hashlib.sha256(b"tampered").hexdigest()
+    assert real not in caught.value.message and real not in str(caught.value.where)
+    with pytest.raises(StoreError) as caught:
+        store.resolve(Ref(good.uri, good.sha256, 12345))
+    assert caught.value.reason == "store.size_mismatch"
+    assert str(len(b"tampered")) not in caught.value.message.replace(good.uri, "")
 
 
 def test_uppercase_hash_in_the_event_is_accepted(store: FileStore) -> None:
@@ -266,3 +272,123 @@ def test_a_write_refused_by_the_kernel_midway_leaves_no_partial_object(store: Fi
     assert not (store.root / "objects").exists() or not any(
         p.is_file() for p in (store.root / "objects").rglob("*"))
     assert list((store.root / "tmp").iterdir()) == []
+
+
+# -- per-agency roots, opened once -------------------------------------------------------------
+
+A, B = "000.00.02.H55", "000.00.03.H55"
+
+
+@pytest.fixture
+def agencies(tmp_path: Path) -> FileStore:
+    (tmp_path / "exports" / A).mkdir(parents=True)
+    (tmp_path / "exports" / B).mkdir(parents=True)
+    key = write(tmp_path / "keys" / "key.pem", b"-----BEGIN PRIVATE KEY----- secret")
+    return FileStore(tmp_path / "store", agency_roots={A: [tmp_path / "exports" / A],
+                                                       B: [tmp_path / "exports" / B]},
+                     secret_files=[key])
+
+
+def test_an_agency_copies_its_own_file_once_into_a_private_file(agencies: FileStore,
+                                                               tmp_path: Path) -> None:
+    src = write(tmp_path / "exports" / A / "sub dir" / "qd.pdf", b"%PDF agency A\n" * 1000)
+    work = tmp_path / "work"
+    work.mkdir()
+    copy = agencies.copy_reference(ref_for(src), A, work)
+    assert copy.parent == work and copy.read_bytes() == src.read_bytes()
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    assert copy.stat().st_ino != src.stat().st_ino
+
+
+def test_an_agency_cannot_name_another_agencys_file_or_the_store(agencies: FileStore,
+                                                                 tmp_path: Path) -> None:
+    theirs = write(tmp_path / "exports" / B / "b.pdf", b"agency B's file")
+    archived = agencies.archive_package(write(tmp_path / "pkg.edxml", b"<edXML/>"))
+    stored = agencies.put(write(tmp_path / "in.pdf", b"received for someone"))
+    work = tmp_path / "work"
+    work.mkdir()
+    for ref in (ref_for(theirs), archived, stored):
+        with pytest.raises(StoreError) as caught:
+            agencies.copy_reference(ref, A, work)
+        assert caught.value.reason == "store.forbidden", ref.uri
+    # An agency without roots can name nothing at all.
+    with pytest.raises(StoreError) as caught:
+        agencies.copy_reference(ref_for(theirs), "000.00.09.H55", work)
+    assert caught.value.reason == "store.forbidden"
+    assert list(work.iterdir()) == []
+
+
+def test_the_archive_is_never_readable_even_without_an_agency(store: FileStore,
+                                                              tmp_path: Path) -> None:
+    archived = store.archive_package(write(tmp_path / "pkg.edxml", b"<edXML/>"))
+    with pytest.raises(StoreError) as caught:
+        store.resolve(archived)
+    assert caught.value.reason == "store.forbidden"
+
+
+def test_symlinks_anywhere_beneath_the_root_are_refused(agencies: FileStore,
+                                                        tmp_path: Path) -> None:
+    root = tmp_path / "exports" / A
+    inside = write(root / "real" / "x.pdf", b"inside the root")
+    (root / "dirlink").symlink_to(root / "real")
+    (root / "filelink.pdf").symlink_to(inside)
+    work = tmp_path / "work"
+    work.mkdir()
+    for uri in ((root / "dirlink" / "x.pdf").as_uri(), (root / "filelink.pdf").as_uri()):
+        with pytest.raises(StoreError) as caught:
+            agencies.copy_reference(Ref(uri, ref_for(inside).sha256, 15), A, work)
+        assert caught.value.reason == "store.forbidden", uri
+
+
+def test_a_hard_link_to_a_secret_file_is_refused(agencies: FileStore, tmp_path: Path) -> None:
+    link = tmp_path / "exports" / A / "innocent.pdf"
+    os.link(tmp_path / "keys" / "key.pem", link)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(StoreError) as caught:
+        agencies.copy_reference(ref_for(link), A, work)
+    assert caught.value.reason == "store.forbidden"
+    assert list(work.iterdir()) == []
+
+
+def test_a_file_swapped_for_a_symlink_to_a_key_between_check_and_open_is_never_copied(
+        agencies: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attack of the review: the reference is checked, then the file is replaced by a
+    symlink to a private key before it is opened. Here the swap happens at the last possible
+    moment (a hook right before the final open); the key must never be copied."""
+    import connectors.store as store_module
+
+    root = tmp_path / "exports" / A
+    key = tmp_path / "keys" / "key.pem"
+    decoy = write(root / "decoy.pdf", key.read_bytes())  # same size and hash as the key
+    ref = ref_for(decoy)
+
+    def swap(_dirfd: int, name: str) -> None:
+        os.unlink(root / name)
+        os.symlink(key, root / name)
+
+    monkeypatch.setattr(store_module, "_before_final_open", swap)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(StoreError) as caught:
+        agencies.copy_reference(ref, A, work)
+    assert caught.value.reason == "store.forbidden"
+    assert list(work.iterdir()) == []
+
+
+def test_a_file_that_changes_after_the_check_is_a_mismatch(agencies: FileStore,
+                                                           tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import connectors.store as store_module
+
+    root = tmp_path / "exports" / A
+    src = write(root / "grows.pdf", b"short")
+    ref = ref_for(src)
+    monkeypatch.setattr(store_module, "_before_final_open",
+                        lambda _fd, name: (root / name).write_bytes(b"short and then much more"))
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(StoreError) as caught:
+        agencies.copy_reference(ref, A, work)
+    assert caught.value.reason == "store.size_mismatch"
+    assert list(work.iterdir()) == []
