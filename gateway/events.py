@@ -346,8 +346,27 @@ def _describe(cls: type, key: str) -> str | None:
     return _DESCRIPTIONS.get(f"{cls.__name__}.{key}") or _DESCRIPTIONS.get(key)
 
 
-def _value_schema(xf: model.XmlField, kind: Kind, strict: bool) -> dict[str, Any]:
+# Bounds on what an agency may send (strict schemas only: what arrives from the axis is relayed
+# as read). Every text has a length, every list a count, every date a year in 1900-2200: an
+# event is checked against them before any work is done for it.
+MAX_TEXT_CHARS = 1000
+_MAX_CHARS: dict[str, int] = {
+    "organ_id": 64, "document_id": 300, "code_number": 64, "code_notation": 100, "code": 200,
+    "subject": 4000, "content": 20000, "description": 4000, "business_doc_reason": 4000,
+    "reply_fors": 4000, "reference_codes": 4000, "to_places": 500, "appendixes": 500,
+}
+MAX_LIST_ITEMS = 1000
+_YEAR = r"(19\d{2}|2[01]\d{2}|2200)"
+_STRICT_DATE_PATTERN = rf"^{_YEAR}-\d{{2}}-\d{{2}}$"
+_STRICT_TIMESTAMP_PATTERN = (rf"^{_YEAR}-\d{{2}}-\d{{2}}[T ]\d{{2}}:\d{{2}}(:\d{{2}}(\.\d{{1,6}})?)?"
+                             r"(Z|z|[+-]\d{2}:\d{2})$")
+
+
+def _value_schema(xf: model.XmlField, kind: Kind, strict: bool,
+                  key: str = "") -> dict[str, Any]:
     if kind is Kind.TEXT:
+        if strict:
+            return {"type": "string", "maxLength": _MAX_CHARS.get(key, MAX_TEXT_CHARS)}
         return {"type": "string"}
     if kind is Kind.INT:
         if strict and xf.allowed is not None:  # what arrives is relayed as read
@@ -357,9 +376,11 @@ def _value_schema(xf: model.XmlField, kind: Kind, strict: bool) -> dict[str, Any
     if kind is Kind.BOOL:
         return {"type": "boolean"}
     if kind is Kind.DATE:
-        return {"type": "string", "format": "date", "pattern": _DATE_PATTERN}
+        return {"type": "string", "format": "date",
+                "pattern": _STRICT_DATE_PATTERN if strict else _DATE_PATTERN}
     if kind is Kind.TIMESTAMP:
-        return {"type": "string", "format": "date-time", "pattern": _TIMESTAMP_PATTERN}
+        return {"type": "string", "format": "date-time",
+                "pattern": _STRICT_TIMESTAMP_PATTERN if strict else _TIMESTAMP_PATTERN}
     if kind is Kind.STATUS:
         return {"type": "string", "enum": [c.value for c in StatusCode]}
     raise AssertionError(kind)
@@ -392,7 +413,7 @@ def model_defs(event_type: str) -> dict[str, dict[str, Any]]:
                 item: dict[str, Any] = {"$ref": f"#/$defs/{xf.node.__name__}"}
             else:
                 item = _value_schema(xf, xf.item_kind if xf.kind is Kind.LIST else xf.kind,
-                                     strict)
+                                     strict, key)
             mandatory = xf.required and (xf.kind is Kind.NODE
                                          or defaults[attr] in (None, "", ()))
             is_required = adjust.get(f"{cls.__name__}.{key}", strict and mandatory)
@@ -400,6 +421,8 @@ def model_defs(event_type: str) -> dict[str, dict[str, Any]]:
                 prop: dict[str, Any] = {"type": "array", "items": item}
                 if is_required:
                     prop["minItems"] = 1
+                if strict:
+                    prop["maxItems"] = MAX_LIST_ITEMS
             else:
                 prop = dict(item)
                 if is_required and xf.kind is Kind.TEXT:

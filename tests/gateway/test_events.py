@@ -653,3 +653,58 @@ def test_attachment_bytes_are_checked_against_the_claim_as_they_are_written(tmp_
         "reason"] == "store.size_mismatch"
     ok = build(size=size, sha256=hashlib.sha256(pdf.read_bytes()).hexdigest())
     assert "error" not in ok and (tmp_path / "out.edxml").stat().st_size == ok["size"]
+
+
+# -- bounds on every field an agency sends -----------------------------------------------------
+
+def _unbounded(node: Any, path: str = "$") -> list[str]:
+    """Paths of strings without maxLength/pattern/enum, arrays without maxItems and integers
+    without maximum in a schema (following no $ref: every $defs entry is walked itself)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        kind = node.get("type")
+        if kind == "string" and not ({"maxLength", "enum", "const"} & set(node)
+                                     or "pattern" in node and "{" in node["pattern"]):
+            found.append(path)
+        if kind == "array" and "maxItems" not in node:
+            found.append(path)
+        if kind == "integer" and "maximum" not in node:
+            found.append(path)
+        for key, value in node.items():
+            found += _unbounded(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _unbounded(value, f"{path}[{i}]")
+    return found
+
+
+@pytest.mark.parametrize("event_type", [ev.DOCUMENT_SEND, ev.RECEIPT_SEND])
+def test_every_field_an_agency_sends_is_bounded(event_type: str) -> None:
+    assert _unbounded(ev.load_schemas()[event_type]) == []
+
+
+@pytest.mark.parametrize("change, where", [
+    (lambda d: d["message_header"].update(subject="s" * 4001), "$.message_header.subject"),
+    (lambda d: d["message_header"]["from"].update(organ_name="n" * 1001),
+     "$.message_header.from.organ_name"),
+    (lambda d: d["message_header"].update(to=[{"organ_id": G22}] * 1001), "$.message_header.to"),
+    (lambda d: d["message_header"]["promulgation_info"].update(promulgation_date="0001-01-01"),
+     "$.message_header.promulgation_info.promulgation_date"),
+    (lambda d: d["message_header"].update(due_date="2201-01-01"), "$.message_header.due_date"),
+    (lambda d: d["attachments"][0].update(size=(1 << 40) + 1), "$.attachments[0].size"),
+    (lambda d: d.update(attachments=d["attachments"] * 1001), "$.attachments"),
+])
+def test_out_of_bounds_fields_are_refused_by_the_schema(change: Any, where: str) -> None:
+    data = document_data()
+    change(data)
+    caught = refused(event(ev.DOCUMENT_SEND, data, agency=H55))
+    assert caught.reason == "event.schema" and caught.where == where
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+07:00", "2201-01-01T00:00:00Z"])
+def test_a_receipt_timestamp_outside_1900_2200_is_refused(moment: str) -> None:
+    data = receipt_data()
+    data["message_header"]["timestamp"] = moment
+    caught = refused(event(ev.RECEIPT_SEND, data, agency=G22))
+    assert caught.reason == "event.schema"
+    assert caught.where == "$.message_header.timestamp"
