@@ -825,7 +825,9 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
 
     agencies = _agencies(loader, data.get("agencies", []), store)
     secret_files = _secret_files(loader, kafka, axis, agencies)
-    _check_attachment_roots(loader, agencies, store, secret_files)
+    key_dirs = tuple(dict.fromkeys(p.parent for a in agencies for p in (a.key, a.pkcs12)
+                                   if p is not None))
+    _check_attachment_roots(loader, agencies, store, secret_files, key_dirs)
 
     return GatewayConfig(gateway=gateway, http=http, log=log, kafka=kafka, topics=topics,
                          axis=axis, retry=retry, inbound=inbound, store=store,
@@ -842,28 +844,33 @@ def _secret_files(loader: _Loader, kafka: KafkaSection, axis: AxisSection,
 
 
 def _check_attachment_roots(loader: _Loader, agencies: tuple[AgencyConfig, ...],
-                            store: StoreSection, secret_files: tuple[Path, ...]) -> None:
+                            store: StoreSection, secret_files: tuple[Path, ...],
+                            key_dirs: tuple[Path, ...]) -> None:
     """No agency's attachment root may contain, or lie inside, another agency's root, the
-    store (archive, received attachments) or a directory holding keys or secrets: a reference
-    could otherwise reach them. Compared after resolving symlinks."""
+    store (archive, received attachments) or a directory holding signing keys, nor contain any
+    other secret file (a password, the axis secret): a reference could otherwise reach them.
+    Compared after resolving symlinks."""
     def real(path: Path) -> Path:
         return Path(os.path.realpath(path))
 
     def overlap(a: Path, b: Path) -> bool:
         return a == b or a.is_relative_to(b) or b.is_relative_to(a)
 
-    guarded = [("the store root (store.root)", real(store.root))]
-    guarded += [(f"the directory of the secret file {p.name}", real(p).parent)
-                for p in secret_files]
+    apart = [("the store root (store.root)", real(store.root))]
+    apart += [(f"the key directory {d}", real(d)) for d in key_dirs]
     for index, agency in enumerate(agencies):
-        for j, root in enumerate(agency.attachment_roots):
-            where = f"agencies[{index}].attachment_roots"
+        where = f"agencies[{index}].attachment_roots"
+        for root in agency.attachment_roots:
             mine = real(root)
-            for what, other in guarded:
+            for what, other in apart:
                 if overlap(mine, other):
                     raise loader.error("config.invalid", where, f"{root} overlaps {what}; an "
                                        "agency's attachment roots must be apart from the "
                                        "store and the keys")
+            for secret in secret_files:
+                if real(secret).is_relative_to(mine):
+                    raise loader.error("config.invalid", where, f"{root} contains the secret "
+                                       f"file {secret}")
             for k, other_agency in enumerate(agencies):
                 if k == index:
                     continue

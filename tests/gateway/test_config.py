@@ -449,3 +449,53 @@ def test_a_trust_dir_without_a_root_is_refused(confdir: Path, pki) -> None:  # t
     with pytest.raises(ConfigError) as caught:
         load_trust(config)
     assert caught.value.where == "inbound.trust_dir" and "no self-signed root" in caught.value.message
+
+
+# -- attachment roots --------------------------------------------------------------------------
+
+TWO_AGENCIES = ('\n[[agencies]]\norgan_id = "000.00.02.H55"\nname = "Sở Nội vụ"\n'
+                'pkcs12 = "keys/g22.p12"\n')
+
+
+def test_each_agency_gets_its_own_subdirectory_of_the_shared_roots(confdir: Path) -> None:
+    config = load(confdir, minimal_toml(store='root = "store"\nallowed_roots = ["share"]')
+                  + TWO_AGENCIES)
+    assert config.attachment_roots() == {
+        "000.00.00.H55": (confdir / "share" / "000.00.00.H55",),
+        "000.00.02.H55": (confdir / "share" / "000.00.02.H55",)}
+    assert confdir / "keys" / "h55.key" in config.secret_files
+
+
+def test_explicit_attachment_roots_replace_the_default(confdir: Path) -> None:
+    (confdir / "exports" / "h55").mkdir(parents=True)
+    config = load(confdir, minimal_toml(store='root = "store"\nallowed_roots = ["share"]')
+                  + 'attachment_roots = ["exports/h55"]\n' + TWO_AGENCIES)
+    assert config.agencies[0].attachment_roots == (confdir / "exports" / "h55",)
+    assert config.agencies[1].attachment_roots == (confdir / "share" / "000.00.02.H55",)
+
+
+@pytest.mark.parametrize("roots, clash", [
+    ('["share"]', "000.00.02.H55"),          # contains the other agency's default root
+    ('["store/objects"]', "store root"),     # inside the store: received files, the archive
+    ('["."]', "store root"),                 # contains everything
+    ('["keys"]', "key directory"),           # holds signing keys
+    ('["keys/sub"]', "key directory"),       # inside the key directory
+])
+def test_attachment_roots_that_overlap_others_the_store_or_the_keys_are_refused(
+        confdir: Path, roots: str, clash: str) -> None:
+    for d in ("store/objects", "keys/sub"):
+        (confdir / d).mkdir(parents=True, exist_ok=True)
+    err = error_of(confdir, minimal_toml(store='root = "store"\nallowed_roots = ["share"]')
+                   + f"attachment_roots = {roots}\n" + TWO_AGENCIES)
+    assert (err.reason, err.where) == ("config.invalid", "agencies[0].attachment_roots")
+    assert clash in err.message
+
+
+def test_an_attachment_root_may_not_contain_a_secret_file(confdir: Path) -> None:
+    (confdir / "share" / "secret").write_text("axis secret\n")
+    text = minimal_toml(store='root = "store"',
+                        axis='endpoint = "http://127.0.0.1:8080/adapter"\nsystemid = "00.55.W00"\n'
+                             'secret_file = "share/secret"')
+    err = error_of(confdir, text + 'attachment_roots = ["share"]\n')
+    assert (err.reason, err.where) == ("config.invalid", "agencies[0].attachment_roots")
+    assert "secret" in err.message and AXIS_SECRET not in err.message
