@@ -815,9 +815,10 @@ def outbound_cases(env: OutboundEnv) -> list[OutboundCase]:
     doc_case("document-id-newline", "identifier", "DocumentId with a line break",
              _set(base("di"), "message_header.document_id", f"{SENDER},2026/01/05,1/UBND\nVP"),
              "edxml.value.document_id")
-    doc_case("document-id-huge", "odd", "a 400-character code in the DocumentId",
+    doc_case("document-id-huge", "odd", "a 400-character code in the DocumentId (over the "
+             "schema's 300-character bound)",
              _set(base("di2"), "message_header.document_id", f"{SENDER},2026/01/05,{'9' * 400}"),
-             DELIVERED)
+             "event.schema")
     # attachment references
     def att_case(label: str, about: str, mutate: Callable[[dict[str, Any]], None],
                  expect: str) -> None:
@@ -960,9 +961,12 @@ def outbound_cases(env: OutboundEnv) -> list[OutboundCase]:
     last = out[-1]
     out[-1] = replace(last, headers=_headers(last.event_id or "", "vn.gov.edoc.document.send.v1"),
                       topic="outbound_documents", about="a receipt's data as a document.send")
-    # huge strings (valid but odd: the axis takes long subjects)
-    doc_case("huge-subject", "odd", "a 20 000-character subject",
-             _set(base("hs"), "message_header.subject", "V/v " + "ạ" * 20000), DELIVERED)
+    # huge strings: a long subject is valid up to the schema's bound (4000 characters), one
+    # beyond it is refused before any work
+    doc_case("long-subject", "odd", "a 4000-character subject (the bound)",
+             _set(base("ls"), "message_header.subject", "V/v " + "ạ" * 3996), DELIVERED)
+    doc_case("huge-subject", "odd", "a 20 000-character subject (over the bound)",
+             _set(base("hs"), "message_header.subject", "V/v " + "ạ" * 20000), "event.schema")
     doc_case("good-last", "good", "a correct document after everything", base("last"), DELIVERED)
     names = [c.name for c in out]
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
