@@ -4,7 +4,8 @@
     python demo.py --bootstrap 127.0.0.1:9092 --inbox /srv/edoc/inbox \
         --sender 000.00.00.H55 --recipient 000.00.02.H55
 
-Writes an attachment into the shared inbox, publishes `document.send` from the sender, waits
+Writes an attachment into the sender's own directory of the shared inbox (INBOX/<sender>/,
+the only place the gateway reads that agency's attachments from), publishes `document.send` from the sender, waits
 for the delivery outcome and for `document.arrived` at the recipient, answers with receipts 01
 (đã đến) and 03 (tiếp nhận) and waits for them to arrive back at the sender. Exit 0 when the
 whole round trip was seen, 1 on a delivery failure, 2 on a timeout. Used by the compose lab
@@ -33,7 +34,8 @@ def log(text: str) -> None:
 
 
 async def round_trip(args: argparse.Namespace) -> int:
-    inbox = Path(args.inbox)
+    inbox = Path(args.inbox) / args.sender
+    inbox.mkdir(exist_ok=True)
     number = datetime.now(ev.VN).strftime("%H%M%S")
     pdf = inbox / f"{number}-demo-{uuid.uuid4().hex[:6]}.pdf"
     pdf.write_bytes(b"%PDF-1.4\n% edoc-gateway demo\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n")
@@ -113,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--inbox", required=True,
-                        help="a directory the gateway may read attachments from")
+                        help="the shared inbox: one directory per agency, named by its "
+                             "OrganId, from which the gateway reads that agency's attachments")
     parser.add_argument("--sender", required=True)
     parser.add_argument("--recipient", required=True)
     parser.add_argument("--timeout", type=float, default=120)

@@ -2,13 +2,14 @@
 """Send a document (or a receipt) through edoc-gateway, as an agency's software would.
 
     python producer.py document --bootstrap 127.0.0.1:9092 --sender 000.00.00.H55 \
-        --recipient 000.00.02.H55 --file /srv/edoc/inbox/1234-UBND-VP.pdf \
+        --recipient 000.00.02.H55 --file /srv/edoc/inbox/000.00.00.H55/1234-UBND-VP.pdf \
         --number 1234 --notation UBND-VP --subject "V/v thử nghiệm"
     python producer.py document ... --jsonl events.jsonl     # write instead of publishing
     python producer.py receipt --bootstrap ... --sender 000.00.02.H55 \
         --document-header arrived-header.json --status 03 --description "Đã tiếp nhận"
 
-The attachment must be on the volume the gateway reads ([store] root or allowed_roots). Topic
+The attachment must be beneath the sending agency's own directory on the volume the gateway
+reads (<[store] allowed_roots>/<OrganId>/, or the agency's attachment_roots). Topic
 names are the defaults; --topic overrides. Prints the event id (keep it: the delivery outcome
 names it) and the DocumentId. `--jsonl` appends the event in the JSON form that
 `edoc-gateway conformance` checks.
