@@ -183,9 +183,22 @@ class Bench:
             self.files[size] = attachment_ref(path, size)
         return self.files[size]
 
+    def own_copy(self, organ: str, attachment: dict[str, Any]) -> dict[str, Any]:
+        """The attachment in `organ`'s own inbox directory (the only place the gateway reads
+        that agency's files from): a hard link to the shared bench file, made once."""
+        src = Path(attachment["uri"].removeprefix("file://"))
+        own = self.lab.inbox(THAI_NGUYEN, organ)
+        if src.parent == own:
+            return attachment
+        dst = own / src.name
+        if not dst.exists():
+            os.link(src, dst)
+        return {**attachment, "uri": dst.as_uri()}
+
     def event(self, i: int, attachment: dict[str, Any]) -> CloudEvent:
         """Event number i: alternating senders, a distinct key (document) each."""
         organ = SENDERS[i % len(SENDERS)]
+        attachment = self.own_copy(organ, attachment)
         data = self.clients[organ].document(
             to=[RECIPIENT], number=str(100000 + i), notation=f"B{self.scenario}-UBND",
             subject=f"V/v đo hiệu năng liên thông, văn bản số {i}", attachments=[attachment])
@@ -585,6 +598,7 @@ async def big(bench: Bench, size: int) -> dict[str, int]:
             bench.stop([gw])
     finally:
         path.unlink(missing_ok=True)
+        (bench.lab.inbox(THAI_NGUYEN, SENDERS[0]) / path.name).unlink(missing_ok=True)
     print(f"\n[5] peak RSS (VmHWM) with a {size}-byte attachment ({mib(size)}, made in "
           f"{made:.1f} s), 1 gateway, {bench.workers} workers; event → accepted in {took:.1f} s")
     for name, peak in peaks.items():
