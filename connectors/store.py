@@ -215,7 +215,8 @@ class FileStore:
 
     @staticmethod
     def _check_hash(digest: str, ref: Reference) -> None:
-        if not hmac.compare_digest(digest, str(ref.sha256).lower()):
+        claimed = str(ref.sha256).lower().encode("utf-8", "surrogatepass")
+        if not hmac.compare_digest(digest.encode("ascii"), claimed):
             raise StoreError("store.hash_mismatch", f"{_short(ref.uri)} does not match the "
                              "sha256 in the event", where=_short(ref.uri))
 

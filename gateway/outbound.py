@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import shutil
 import tempfile
@@ -83,6 +84,8 @@ class OutboundPipeline:
         """Handle one record to its outcome. Whatever goes wrong while doing so ends as that
         record's outcome (an `internal.error` dead letter for an unexpected exception), never
         as an exception that stops the consumer: one record must not stop the gateway."""
+        recorded: list[bool] = []
+        token = _OUTCOME_RECORDED.set(recorded)
         try:
             await self._handle(record)
         except (Abandoned, asyncio.CancelledError):
@@ -92,10 +95,24 @@ class OutboundPipeline:
             # stops, or Kafka refuses for good); the record stays uncommitted.
             raise
         except Exception as exc:  # noqa: BLE001 - the point: any exception, not only ours
+            if recorded:
+                # The record already has its outcome (accepted or dead-lettered): a second,
+                # contradicting one would be worse than the bug; log and count it only.
+                self._log_internal_error(record, exc, "receipt" if _is_receipt(record)
+                                         else "document", after_outcome=True)
+                return
             await self._internal_error(record, exc)
+        finally:
+            _OUTCOME_RECORDED.reset(token)
+
+    def _log_internal_error(self, record: KafkaRecord, exc: Exception, flow: str,
+                            **fields: Any) -> None:
+        log.error("outbound.internal_error", flow=flow, error_type=type(exc).__name__,
+                  topic=record.topic, partition=record.partition, offset=record.offset,
+                  exc_info=(type(exc), exc, exc.__traceback__), **fields)
+        self.ctx.metrics.internal_errors.labels(flow).inc()
 
     async def _internal_error(self, record: KafkaRecord, exc: Exception) -> None:
-        ctx = self.ctx
         kind = type(exc).__name__
         event: CloudEvent | None
         try:
@@ -104,11 +121,8 @@ class OutboundPipeline:
             event = None
         flow = "receipt" if event is not None and event.type == events.RECEIPT_SEND \
             else "document"
-        log.error("outbound.internal_error", flow=flow, error_type=kind,
-                  event_id=event.id if event is not None else None, topic=record.topic,
-                  partition=record.partition, offset=record.offset,
-                  exc_info=(type(exc), exc, exc.__traceback__))
-        ctx.metrics.internal_errors.labels(flow).inc()
+        self._log_internal_error(record, exc, flow,
+                                 event_id=event.id if event is not None else None)
         error = GatewayError("internal.error", f"unexpected {kind[:80]} while handling this "
                              "record (a gateway bug, not a problem of the event); the gateway "
                              "log has the traceback; replay after the fix")
@@ -280,9 +294,9 @@ class OutboundPipeline:
         afterwards can reach the package (one read of the agency's file, constant memory)."""
         ctx = self.ctx
         copies = []
-        for index, ref in enumerate(item.attachments):
-            copy = await asyncio.to_thread(ctx.store.copy_reference, ref, item.sender, scratch,
-                                           f"attachment-{index}")
+        for ref in item.attachments:
+            # A fresh name per attempt: a retry after a transient failure starts a new copy.
+            copy = await asyncio.to_thread(ctx.store.copy_reference, ref, item.sender, scratch)
             copies.append(copy)
         return item.package_dict(copies, trace_organ_id=item.sender,
                                  now=datetime.now(timezone.utc))
@@ -343,6 +357,7 @@ class OutboundPipeline:
                                                            key=item.key)),
             self._audit(event, item, step="delivered", outcome="ok", axis_doc_id=doc_id,
                         package_sha256=sha))
+        _mark_recorded()
         if not replayed:
             ctx.metrics.message(item.flow, "ok", None, agency=item.sender)
             if item.flow == "document":
@@ -375,6 +390,7 @@ class OutboundPipeline:
             key = item.key if item is not None else record.key
             await ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.delivery,
                                                                  failed, key=key))
+        _mark_recorded()
         await ctx.audit_record(flow=flow, step="dead-lettered", outcome="failed",
                                agency=getattr(item, "sender", None),
                                document_id=getattr(item, "document_id", None),
@@ -387,6 +403,21 @@ class OutboundPipeline:
     async def _audit(self, event: CloudEvent, item: Any, **fields: Any) -> None:
         await self.ctx.audit_record(flow=item.flow, agency=item.sender,
                                     document_id=item.document_id, event_id=event.id, **fields)
+
+
+# Set by `handle` for the record it works on: whether its outcome is already in Kafka.
+_OUTCOME_RECORDED: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "outbound_outcome_recorded", default=None)
+
+
+def _mark_recorded() -> None:
+    recorded = _OUTCOME_RECORDED.get()
+    if recorded is not None:
+        recorded.append(True)
+
+
+def _is_receipt(record: KafkaRecord) -> bool:
+    return record.header("ce_type") == events.RECEIPT_SEND.encode()
 
 
 def _identity(item: Any) -> str:

@@ -307,3 +307,17 @@ def test_an_unexpected_exception_ends_as_an_internal_error_dead_letter(
     assert counter._value.get() == before + 1
     errors = [e for e in logs if e["event"] == "outbound.internal_error"]
     assert errors and errors[0]["error_type"] == "ZeroDivisionError" and errors[0]["exc_info"]
+
+
+def test_an_exception_after_the_outcome_is_counted_but_does_not_contradict_it(
+        harness: OutboundHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("a bug after the delivery was recorded")
+
+    event = send_event(document(H55, number="115"))
+    monkeypatch.setattr(harness.metrics, "message", broken)
+    counter = harness.metrics.internal_errors.labels("document")
+    before = counter._value.get()
+    harness.handle(harness.record(event))   # must return, not raise
+    assert kinds(harness.outcomes(event.id)) == ["delivery.accepted.v1"]
+    assert counter._value.get() == before + 1
