@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import contextvars
 import dataclasses
+import os
 import shutil
 import tempfile
 import time
@@ -53,6 +54,19 @@ REASONS: dict[str, str] = {
                       "problem of the event); the dead letter names the exception type, the "
                       "gateway log has the traceback; replay after the fix",
 }
+
+
+class ScratchLost(GatewayError):
+    """The record's scratch space failed under the work (its package or copies cannot be read
+    or written): not retried step by step, but by building again in a new scratch directory."""
+
+    def __init__(self, exc: OSError, doing: str) -> None:
+        self.cause = unavailable(exc, doing, "the scratch space")
+        super().__init__(self.cause.reason, self.cause.message, where=self.cause.where,
+                         transient=False)
+
+    def transient_error(self) -> GatewayError:
+        return self.cause
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,17 +193,34 @@ class OutboundPipeline:
             return
         # A FAILED entry does not stop the event: it is either a dead letter replayed after a
         # fix, or a redelivery that fails again the same way (same dead-letter id).
-        scratch: Path | None = None
-        try:
-            scratch = await self._retry(flow, self._scratch)
-            doc_id, sha, attempts = await self._deliver(record, event, work_item, entry,
-                                                        scratch, bound)
-        except GatewayError as exc:
-            await self._failed(record, event, work_item, exc, bound)
-            return
-        finally:
-            if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
+        rounds = 0
+        deadline = time.monotonic() + ctx.retry.total_seconds
+        while True:
+            scratch: Path | None = None
+            try:
+                scratch = await self._retry(flow, self._scratch)
+                doc_id, sha, attempts = await self._deliver(record, event, work_item, entry,
+                                                            scratch, bound)
+                break
+            except ScratchLost as exc:
+                # The scratch space broke under the work (disk replaced, directory gone): build
+                # again in a new one once it works. Our own intent, if written, is reconciled
+                # first, so a document is not sent twice.
+                rounds += 1
+                if rounds >= ctx.retry.max_attempts or time.monotonic() > deadline:
+                    await self._failed(record, event, work_item, exc.transient_error(), bound)
+                    return
+                ctx.metrics.retry(flow, exc.reason)
+                bound.warning("outbound.scratch_lost", round=rounds, error=exc.message)
+                entry = ctx.ledger.get(event.id)
+                await asyncio.sleep(min(ctx.retry.max_seconds,
+                                        ctx.retry.initial_seconds * 2 ** min(rounds, 16)))
+            except GatewayError as exc:
+                await self._failed(record, event, work_item, exc, bound)
+                return
+            finally:
+                if scratch is not None:
+                    shutil.rmtree(scratch, ignore_errors=True)
         await self._delivered(event, work_item, doc_id, sha, attempts)
         since = (datetime.now(timezone.utc) - event.time).total_seconds() if event.time else None
         ctx.metrics.event_to_axis_seconds.labels(flow).observe(
@@ -217,8 +248,11 @@ class OutboundPipeline:
         package = await self._retry(flow, lambda: self._materialise(item, scratch))
         out = scratch / "package.edxml"
         begun = time.monotonic()
-        built = await asyncio.get_running_loop().run_in_executor(
-            ctx.pool, work.build_and_sign, item.sender, package, str(out))
+        try:
+            built = await asyncio.get_running_loop().run_in_executor(
+                ctx.pool, work.build_and_sign, item.sender, package, str(out))
+        except OSError as exc:  # the worker could not read a copy or write the package
+            raise ScratchLost(exc, "build the package in") from None
         ctx.metrics.package_seconds.labels("build_sign").observe(time.monotonic() - begun)
         if "error" in built:
             err = built["error"]
@@ -229,7 +263,7 @@ class OutboundPipeline:
         # Kafka meanwhile.
         await asyncio.gather(
             self._audit(event, item, step="signed", outcome="ok", package_sha256=sha),
-            self._retry(flow, lambda: asyncio.to_thread(ctx.store.archive_package, out)))
+            self._retry(flow, lambda: asyncio.to_thread(_archive, ctx.store, out)))
 
         attempts = 0
         if entry is not None and entry.state == INTENT and flow == "document":
@@ -262,10 +296,13 @@ class OutboundPipeline:
             # A receipt names its addressee explicitly: a status package only says which
             # document it is about, and for 13 (sent by the document's sender) that is not the
             # addressee.
-            result = await ctx.axis.send_edoc(
-                out, from_organ=item.sender,
-                messagetype=MessageType.STATUS if flow == "receipt" else MessageType.EDOC,
-                to=item.recipients if flow == "receipt" else (), sha256=sha)
+            try:
+                result = await ctx.axis.send_edoc(
+                    out, from_organ=item.sender,
+                    messagetype=MessageType.STATUS if flow == "receipt" else MessageType.EDOC,
+                    to=item.recipients if flow == "receipt" else (), sha256=sha)
+            except OSError as exc:  # the signed package in the scratch space is unreadable
+                raise ScratchLost(exc, "read the signed package from") from None
             return result.doc_id
 
         doc_id = await self._retry(flow, attempt)
@@ -408,6 +445,14 @@ class OutboundPipeline:
 # Set by `handle` for the record it works on: whether its outcome is already in Kafka.
 _OUTCOME_RECORDED: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
     "outbound_outcome_recorded", default=None)
+
+
+def _archive(store: Any, package: Path) -> Any:
+    try:
+        os.stat(package)
+    except OSError as exc:  # gone with a broken scratch space: build it again
+        raise ScratchLost(exc, "read the signed package from") from None
+    return store.archive_package(package)
 
 
 def _mark_recorded() -> None:

@@ -321,3 +321,36 @@ def test_an_exception_after_the_outcome_is_counted_but_does_not_contradict_it(
     harness.handle(harness.record(event))   # must return, not raise
     assert kinds(harness.outcomes(event.id)) == ["delivery.accepted.v1"]
     assert counter._value.get() == before + 1
+
+
+class BreakingAxis:
+    """The axis client, with the scratch space failing once under the work: the signed
+    package disappears right before the first send."""
+
+    def __init__(self, axis: Any) -> None:
+        self._axis, self.broken = axis, 0
+
+    async def send_edoc(self, path: Path, **kwargs: Any) -> Any:
+        if not self.broken:
+            self.broken += 1
+            Path(path).unlink()
+        return await self._axis.send_edoc(path, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._axis, name)
+
+
+def test_a_scratch_space_failing_under_the_work_is_built_again_not_an_internal_error(
+        harness: OutboundHarness) -> None:
+    event = send_event(document(H55, number="116", attachments=[
+        attachment(harness, H55, "scratch.pdf", b"%PDF scratch\n")]))
+    before = len(harness.sent_packages())
+    axis = harness.ctx.axis
+    harness.ctx.axis = breaking = BreakingAxis(axis)
+    try:
+        harness.handle(harness.record(event))
+    finally:
+        harness.ctx.axis = axis
+    assert breaking.broken == 1
+    assert kinds(harness.outcomes(event.id)) == ["delivery.accepted.v1"]
+    assert len(harness.sent_packages()) == before + 1
