@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import BrokenExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,11 @@ class OutboundPipeline:
         try:
             await self._handle(record)
         except (Abandoned, asyncio.CancelledError):
+            raise
+        except BrokenExecutor:
+            # The worker pool itself is gone (a worker killed, out of memory): every record
+            # would fail the same way, so the daemon stops and its restart starts a new pool;
+            # the record stays uncommitted.
             raise
         except KafkaConnectorError:
             # The outcome itself could not be recorded (publish_retrying gave up: the daemon

@@ -354,3 +354,22 @@ def test_a_scratch_space_failing_under_the_work_is_built_again_not_an_internal_e
     assert breaking.broken == 1
     assert kinds(harness.outcomes(event.id)) == ["delivery.accepted.v1"]
     assert len(harness.sent_packages()) == before + 1
+
+
+def test_a_broken_worker_pool_stops_the_daemon_rather_than_dead_lettering_everything(
+        harness: OutboundHarness) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    class DeadPool:
+        def submit(self, *_args: Any, **_kwargs: Any) -> Any:
+            raise BrokenProcessPool("a worker died")
+
+    event = send_event(document(H55, number="117"))
+    pool = harness.ctx.pool
+    harness.ctx.pool = DeadPool()
+    try:
+        with pytest.raises(BrokenProcessPool):
+            harness.handle(harness.record(event))
+    finally:
+        harness.ctx.pool = pool
+    assert harness.outcomes(event.id) == []
