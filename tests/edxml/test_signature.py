@@ -438,7 +438,7 @@ def test_package_without_signature_is_absent(make_tiny_package: Callable[..., by
     assert (verdict.status, verdict.reason, verdict.signer) == ("absent", None, None)
 
 
-def test_dotnet_digital_signature_and_xmldsig_stub_are_placeholders(trust_store: TrustStore) -> None:
+def test_dotnet_digital_signature_is_a_placeholder_and_xmldsig_stubs_are_not(trust_store: TrustStore) -> None:
     sample = (SAMPLES_DIR / "edoc_new.truncated.edxml").read_bytes()
     start, end = sample.index(b"<Signature>"), sample.index(b"</Signature>") + len(b"</Signature>")
     dotnet = sample[:start] + b"<edXML:DigitalSignature />" + sample[end:]
@@ -448,8 +448,9 @@ def test_dotnet_digital_signature_and_xmldsig_stub_are_placeholders(trust_store:
     # In the XMLDSig namespace the same dummy is a broken real signature, not a placeholder:
     # under the allow-placeholder policy it must not pass.
     assert verdict.status == "invalid", verdict
+    # An empty XMLDSig Signature is never a placeholder either (it would be a downgrade path).
     empty = sample[:start] + b'<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"/>' + sample[end:]
-    assert verify_bytes(empty, trust_store).status == "placeholder"
+    assert verify_bytes(empty, trust_store).status == "invalid"
 
 
 # -- the digester as the reader uses it ----------------------------------------------------
