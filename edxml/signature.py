@@ -29,7 +29,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -45,7 +45,7 @@ from lxml import etree
 
 from edxml.c14n import DSIG_NS, EDXML_NS, ExcC14N, escape_attr, escape_text
 from edxml.errors import EdxmlError
-from edxml.trust import CertificateInfo, TrustStore, load_certificates
+from edxml.trust import CertificateInfo, TrustStore, load_certificates, signer_organ_id
 from edxml.xmlsafe import CHUNK_SIZE, Limits, SafeParser, tag_end
 
 # -- algorithm identifiers (the exact wire URIs) ------------------------------------------
@@ -94,7 +94,8 @@ REASONS: dict[str, str] = {
                                 "RetrievalMethod)",
     "edxml.signature.unsupported_transform": "the whole-document Reference uses transforms we do not accept",
     "edxml.signature.unsupported_algorithm": "an unknown canonicalization, signature or digest algorithm",
-    "edxml.signature.weak_algorithm": "an SHA-1 based signature or digest and policy forbids them",
+    "edxml.signature.weak_algorithm": "an SHA-1 based signature or digest from a signer not in the configured "
+                                      "legacy senders",
     "edxml.signature.digest_mismatch": "the package was changed after signing (the digest does not match)",
     "edxml.signature.bad_value": "the SignatureValue does not verify with the certificate's key",
     "edxml.signature.malformed": "the Signature element lacks a required part or has undecodable values",
@@ -611,8 +612,12 @@ def sign_file(src: str | os.PathLike[str], dst: str | os.PathLike[str] | IO[byte
 class VerificationPolicy:
     """What a receiver accepts beyond RSA-SHA256 over our own transform list."""
 
-    allow_sha1: bool = True
-    """Old senders sign rsa-sha1 with sha1 digests; refuse with ``edxml.signature.weak_algorithm``."""
+    allow_sha1: bool = False
+    """Accept rsa-sha1/sha1 from every sender (off: refused with ``edxml.signature.weak_algorithm``)."""
+    legacy_sha1_senders: frozenset[str] = frozenset()
+    """OrganIds (of the signer's certificate) still allowed to sign with rsa-sha1/sha1."""
+    certificate_organ_ids: Mapping[str, str] = field(default_factory=dict)
+    """SHA-256 fingerprint (hex) of a signing certificate without a UID → the OrganId it signs for."""
     require_crl: bool = False
     """Every issuer in the chain must have a loaded CRL (else ``edxml.signature.crl_missing``)."""
     accept_unfiltered: bool = True
@@ -631,6 +636,9 @@ class SignatureVerdict:
     digest_method: str | None = None
     trace_filter: bool | None = None
     """True when the signature leaves TraceHeaders out (our form), False for the plain form."""
+    signer_organ_id: str | None = None
+    """The OrganId the signing certificate belongs to (its subject UID, or the configured mapping
+    for a certificate without one); None when unknown. The inbound pipeline compares it with From."""
 
     @property
     def valid(self) -> bool:
@@ -1061,8 +1069,6 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
         return _invalid("edxml.signature.unsupported_algorithm", f"signature method {sig_method!r}", **info)
     if digest_method not in _DIGEST_METHODS:
         return _invalid("edxml.signature.unsupported_algorithm", f"digest method {digest_method!r}", **info)
-    if not policy.allow_sha1 and (sig_method == RSA_SHA1 or digest_method == SHA1):
-        return _invalid("edxml.signature.weak_algorithm", "SHA-1 signatures are not accepted", **info)
     form = _transform_form(ref)
     if form is None or (form is False and not policy.accept_unfiltered):
         algs = [t.get("Algorithm") for t in ref.iterfind(f"{_DS}Transforms/{_DS}Transform")]
@@ -1117,9 +1123,16 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
         return _invalid("edxml.signature.bad_value", "the SignatureValue does not verify with the certificate's key",
                         signer=CertificateInfo.from_certificate(ordered[0]), **info)
     signer = CertificateInfo.from_certificate(leaf)
+    organ_id = signer_organ_id(leaf, policy.certificate_organ_ids)
+    info["signer_organ_id"] = organ_id
     verdict = trust.check([leaf] + [c for c in certs if c is not leaf], now, require_crl=policy.require_crl)
     if not verdict.ok:
         return _invalid(verdict.reason or "edxml.signature.untrusted", verdict.message, signer=signer, **info)
+    if (sig_method == RSA_SHA1 or digest_method == SHA1) and not policy.allow_sha1 \
+            and organ_id not in policy.legacy_sha1_senders:
+        return _invalid("edxml.signature.weak_algorithm",
+                        f"SHA-1 signatures are accepted only from the configured legacy senders, not from "
+                        f"{organ_id or 'a certificate without an OrganId'}", signer=signer, **info)
     unchecked = len(others)
     message = f"signed by {signer.subject}"
     if unchecked:

@@ -15,12 +15,18 @@ import re
 import shutil
 import subprocess
 from datetime import timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edxml.errors import EdxmlError
-from edxml.pki import TestPki, issue_certificate
+from edxml.pki import Credential, TestPki, issue_certificate
 from edxml.reader import read_package_bytes
-from edxml.signature import DocumentDigester, Signer, sign_bytes, verify_signature
-from edxml.trust import TrustStore
+from edxml.signature import DocumentDigester, Signer, VerificationPolicy, sign_bytes, verify_bytes, verify_signature
+from edxml.trust import TrustStore, certificate_fingerprint, signer_organ_id
 from tests.edxml.conftest import build_tiny_package
 from tests.edxml.hostile import make_corpus
 from tests.samples import SAMPLES_DIR
@@ -242,3 +248,128 @@ def test_reference_placeholder_with_a_real_certificate_is_not_a_placeholder(
     with_cert = sample.replace(b"MIIFqTCCBJG", cert, 1)
     verdict = verdict_of(with_cert, trust_store, tmp_path)
     assert (verdict.status, verdict.reason) == ("invalid", "edxml.signature.not_xmldsig"), verdict
+
+
+# -- cases 2 and 4: the signer's certificate ------------------------------------------------
+
+UNKNOWN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1.1")
+
+
+def make_cert(issuer: Credential, subject: x509.Name, *, extensions: list[tuple[Any, bool]] | None = None,
+              ca: bool = False, key: rsa.RSAPrivateKey | None = None) -> Credential:
+    """A certificate issued by ``issuer``; the default extensions are those of a signing certificate."""
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = issuer.certificate.not_valid_before_utc + timedelta(days=400)
+    if extensions is None:
+        extensions = [(signing_key_usage(), True)]
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer.certificate.subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now).not_valid_after(now + timedelta(days=3650))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+                              critical=False))
+    for ext, critical in extensions:
+        builder = builder.add_extension(ext, critical=critical)
+    cert = builder.sign(issuer.key, hashes.SHA256())
+    chain = (issuer.certificate, *issuer.chain) if issuer.certificate.subject != issuer.certificate.issuer else ()
+    return Credential(subject.rfc4514_string(), None, key, cert, chain)
+
+
+def signing_key_usage(**on: bool) -> x509.KeyUsage:
+    names = ["digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+             "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"]
+    on = on or {"digital_signature": True, "content_commitment": True}
+    return x509.KeyUsage(**{n: on.get(n, False) for n in names})
+
+
+def agency_name(organ_id: str | None, org: str = "UBND tỉnh Nghệ An") -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+             x509.NameAttribute(NameOID.COMMON_NAME, org)]
+    if organ_id:
+        attrs.append(x509.NameAttribute(NameOID.USER_ID, organ_id))
+    return x509.Name(attrs)
+
+
+def signed_by(cred: Credential) -> bytes:
+    return sign_bytes(from_h41(), cred.signer(), now=cred.certificate.not_valid_before_utc + timedelta(days=1))
+
+
+def verify_at(data: bytes, cred: Credential, trust: TrustStore, policy: VerificationPolicy = VerificationPolicy()):  # type: ignore[no-untyped-def]
+    return verify_bytes(data, trust, policy, now=cred.certificate.not_valid_before_utc + timedelta(days=1))
+
+
+def test_valid_verdict_names_the_signers_organ_id(h41_signer: Signer, trust_store: TrustStore) -> None:
+    verdict = verify_bytes(sign_bytes(from_h41(), h41_signer), trust_store)
+    assert (verdict.status, verdict.signer_organ_id) == ("valid", "000.00.00.H41")
+
+
+def test_signer_organ_id_comes_from_the_mapping_for_a_certificate_without_uid(
+        test_pki: TestPki, trust_store: TrustStore) -> None:
+    cred = make_cert(test_pki.material.ca, agency_name(None))
+    data = signed_by(cred)
+    assert verify_at(data, cred, trust_store).signer_organ_id is None
+    fingerprint = certificate_fingerprint(cred.certificate).upper()
+    mapped = verify_at(data, cred, trust_store,
+                       VerificationPolicy(certificate_organ_ids={fingerprint: "000.00.00.H41"}))
+    assert (mapped.status, mapped.signer_organ_id) == ("valid", "000.00.00.H41")
+    assert signer_organ_id(cred.certificate, {"00" * 32: "000.00.00.G22"}) is None
+
+
+def test_tls_server_certificate_without_uid_is_not_a_signer(test_pki: TestPki, trust_store: TrustStore) -> None:
+    tls = make_cert(test_pki.material.ca, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edoc.nghean.gov.vn")]),
+                    extensions=[(signing_key_usage(digital_signature=True, key_encipherment=True), True),
+                                (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+                                (x509.SubjectAlternativeName([x509.DNSName("edoc.nghean.gov.vn")]), False)])
+    verdict = verify_at(signed_by(tls), tls, trust_store)
+    assert (verdict.status, verdict.reason) == ("invalid", "edxml.signature.not_signing_certificate"), verdict
+    assert verdict.signer_organ_id is None
+
+
+def test_ca_certificate_is_not_a_signer(test_pki: TestPki, trust_store: TrustStore) -> None:
+    sub_ca = make_cert(test_pki.material.root, agency_name("000.00.00.H41"), ca=True,
+                       extensions=[(signing_key_usage(digital_signature=True, key_cert_sign=True), True)])
+    verdict = verify_at(signed_by(sub_ca), sub_ca, trust_store)
+    assert (verdict.status, verdict.reason) == ("invalid", "edxml.signature.not_signing_certificate"), verdict
+
+
+def test_certificate_without_signing_key_usage_is_not_a_signer(test_pki: TestPki, trust_store: TrustStore) -> None:
+    enc = make_cert(test_pki.material.ca, agency_name("000.00.00.H41"),
+                    extensions=[(signing_key_usage(key_encipherment=True), True)])
+    verdict = verify_at(signed_by(enc), enc, trust_store)
+    assert (verdict.status, verdict.reason) == ("invalid", "edxml.signature.key_usage"), verdict
+
+
+def test_leaf_with_an_unknown_critical_extension_is_refused(test_pki: TestPki, trust_store: TrustStore) -> None:
+    odd = make_cert(test_pki.material.ca, agency_name("000.00.00.H41"),
+                    extensions=[(signing_key_usage(), True),
+                                (x509.UnrecognizedExtension(UNKNOWN_OID, b"\x05\x00"), True)])
+    verdict = verify_at(signed_by(odd), odd, trust_store)
+    assert (verdict.status, verdict.reason) == ("invalid", "edxml.signature.path_invalid"), verdict
+
+
+def test_leaf_outside_the_intermediates_name_constraints_is_refused(test_pki: TestPki,
+                                                                   trust_store: TrustStore) -> None:
+    permitted = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+                           x509.NameAttribute(NameOID.ORGANIZATION_NAME, "UBND tỉnh Nghệ An")])
+    constrained = make_cert(test_pki.material.root, x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Ban Cơ yếu"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "CA chỉ cho Nghệ An")]), ca=True,
+        extensions=[(signing_key_usage(key_cert_sign=True, crl_sign=True), True),
+                    (x509.NameConstraints(permitted_subtrees=[x509.DirectoryName(permitted)],
+                                          excluded_subtrees=None), True)])
+    inside = make_cert(constrained, agency_name("000.00.00.H41"))
+    assert verify_at(signed_by(inside), inside, trust_store).status == "valid"
+    outside = make_cert(constrained, agency_name("000.00.00.H55", org="UBND tỉnh Thái Nguyên"))
+    verdict = verify_at(signed_by(outside), outside, trust_store)
+    assert (verdict.status, verdict.reason) == ("invalid", "edxml.signature.path_invalid"), verdict
+
+
+def test_rsa_sha1_is_refused_by_default_and_allowed_for_a_legacy_sender(h41_signer: Signer,
+                                                                        trust_store: TrustStore) -> None:
+    from tests.edxml.test_signature import sign_plain_with_lxml
+
+    data = sign_plain_with_lxml(from_h41(), h41_signer, sha1=True)
+    verdict = verify_bytes(data, trust_store)
+    assert (verdict.status, verdict.reason) == ("invalid", "edxml.signature.weak_algorithm")
+    legacy = verify_bytes(data, trust_store, VerificationPolicy(legacy_sha1_senders=frozenset({"000.00.00.H41"})))
+    assert (legacy.status, legacy.signer_organ_id) == ("valid", "000.00.00.H41")
