@@ -11,22 +11,25 @@ from pathlib import Path
 
 import pytest
 
+import os
 import re
 import shutil
 import subprocess
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edxml.errors import EdxmlError
-from edxml.pki import Credential, TestPki, issue_certificate
+from edxml.pki import OCSP_URL, Credential, TestPki, issue_certificate, issue_crl
 from edxml.reader import read_package_bytes
 from edxml.signature import DocumentDigester, Signer, VerificationPolicy, sign_bytes, verify_bytes, verify_signature
-from edxml.trust import TrustStore, certificate_fingerprint, signer_organ_id
+from edxml.trust import (ChainedRevocation, CrlChecker, OcspChecker, TrustStore, certificate_fingerprint,
+                         signer_organ_id)
 from tests.edxml.conftest import build_tiny_package
 from tests.edxml.hostile import make_corpus
 from tests.samples import SAMPLES_DIR
@@ -373,3 +376,89 @@ def test_rsa_sha1_is_refused_by_default_and_allowed_for_a_legacy_sender(h41_sign
     assert (verdict.status, verdict.reason) == ("invalid", "edxml.signature.weak_algorithm")
     legacy = verify_bytes(data, trust_store, VerificationPolicy(legacy_sha1_senders=frozenset({"000.00.00.H41"})))
     assert (legacy.status, legacy.signer_organ_id) == ("valid", "000.00.00.H41")
+
+
+# -- case 4: revocation that follows the world ---------------------------------------------
+
+
+def write_crl(path: Path, crl: x509.CertificateRevocationList) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    os.replace(tmp, path)
+
+
+def test_crl_file_replaced_while_running_is_reread(test_pki: TestPki, tmp_path: Path) -> None:
+    m = test_pki.material
+    leaf = m.agencies["000.00.00.H55"].certificate
+    path = tmp_path / "ca.crl"
+    write_crl(path, issue_crl(m.ca, last_update=m.now - timedelta(hours=2), next_update=m.now + timedelta(days=7)))
+    checker = CrlChecker.from_files([path], recheck=timedelta(0))
+    store = TrustStore([m.root.certificate], [m.ca.certificate], checker)
+    assert store.check([leaf], m.now).ok
+    write_crl(path, issue_crl(m.ca, [(leaf.serial_number, m.now - timedelta(minutes=30))],
+                              last_update=m.now - timedelta(minutes=20), next_update=m.now + timedelta(days=7)))
+    verdict = store.check([leaf], m.now)
+    assert (verdict.ok, verdict.reason) == (False, "edxml.signature.cert_revoked")
+
+
+def test_crl_past_next_update_is_reread_and_reported_stale(test_pki: TestPki, tmp_path: Path) -> None:
+    m = test_pki.material
+    leaf = m.agencies["000.00.00.H55"].certificate
+    path = tmp_path / "ca.crl"
+    old_next = m.now + timedelta(hours=1)
+    write_crl(path, issue_crl(m.ca, last_update=m.now - timedelta(hours=2), next_update=old_next))
+    stamp = os.stat(path)
+    clock = [m.now]
+    checker = CrlChecker.from_files([path], clock=lambda: clock[0], recheck=timedelta(0))
+    store = TrustStore([m.root.certificate], [m.ca.certificate], checker)
+    assert store.crl_next_updates() == {str(path): old_next.replace(microsecond=0)}
+    assert store.stale_crls(m.now) == []
+    clock[0] = later = m.now + timedelta(hours=2)
+    assert store.stale_crls(later) == [str(path)]
+    assert store.check([leaf], later).reason == "edxml.signature.crl_stale"
+    # A fresher CRL dropped in place with the same size and time stamp is still found: the
+    # stale one is reread because its nextUpdate has passed.
+    write_crl(path, issue_crl(m.ca, last_update=m.now, next_update=m.now + timedelta(days=7)))
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert store.check([leaf], later).ok
+    assert store.stale_crls(later) == []
+
+
+def ocsp_response(issuer: Credential, cert: x509.Certificate, status: ocsp.OCSPCertStatus, at: datetime, *,
+                  signer: Credential | None = None) -> bytes:
+    signer = signer or issuer
+    builder = ocsp.OCSPResponseBuilder().add_response(
+        cert=cert, issuer=issuer.certificate, algorithm=hashes.SHA1(), cert_status=status,
+        this_update=at - timedelta(hours=1), next_update=at + timedelta(days=1),
+        revocation_time=at - timedelta(hours=2) if status == ocsp.OCSPCertStatus.REVOKED else None,
+        revocation_reason=None).responder_id(ocsp.OCSPResponderEncoding.HASH, signer.certificate)
+    return builder.sign(signer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def test_ocsp_answer_decides_for_a_certificate_that_names_a_responder(test_pki: TestPki) -> None:
+    m = test_pki.material
+    leaf = m.agencies["000.00.00.H55"].certificate
+    asked: list[str] = []
+
+    def fetcher(answer: bytes):  # type: ignore[no-untyped-def]
+        def fetch(url: str, request: bytes) -> bytes:
+            assert ocsp.load_der_ocsp_request(request).serial_number == leaf.serial_number
+            asked.append(url)
+            return answer
+        return fetch
+
+    def store(answer: bytes) -> TrustStore:
+        return TrustStore([m.root.certificate], [m.ca.certificate], OcspChecker(fetcher(answer)))
+
+    good = ocsp_response(m.ca, leaf, ocsp.OCSPCertStatus.GOOD, m.now)
+    assert store(good).check([leaf], m.now).ok
+    assert asked == [OCSP_URL]
+    revoked = ocsp_response(m.ca, leaf, ocsp.OCSPCertStatus.REVOKED, m.now)
+    assert store(revoked).check([leaf], m.now).reason == "edxml.signature.cert_revoked"
+    forged = ocsp_response(m.ca, leaf, ocsp.OCSPCertStatus.GOOD, m.now, signer=m.untrusted_root)
+    assert store(forged).check([leaf], m.now).reason == "edxml.signature.ocsp_invalid"
+    # Prefetched answers work without any network, and CRLs still decide when OCSP does not.
+    both = TrustStore([m.root.certificate], [m.ca.certificate],
+                      ChainedRevocation(OcspChecker(responses=[good]), CrlChecker([m.crl, m.root_crl])))
+    assert both.check([leaf], m.now, require_crl=True).ok
+    assert both.check([m.revoked.certificate], m.now).reason == "edxml.signature.cert_revoked"
