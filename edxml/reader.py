@@ -62,6 +62,8 @@ REASONS = {
     "edxml.attachment.missing": "the manifest names an attachment the package does not carry",
     "edxml.attachment.too_large": "an attachment is larger than the configured limit",
     "edxml.attachment.zip_bomb": "a ZIP-wrapped attachment expands beyond the limits",
+    "edxml.attachment.zip_directory": "a ZIP attachment's central directory declares more entries or bytes than "
+                                      "allowed (checked before it is read)",
     # warnings: the package is read, and these say what was tolerated
     "edxml.attachment.no_id": "warning: an attachment has no ContentId",
     "edxml.attachment.unlisted": "warning: an attachment is not listed in the manifest",
@@ -82,6 +84,8 @@ class ReadLimits:
     max_attachments: int = 1000
     max_header_elements: int = 20_000                 # every element but attachment content
     max_zip_ratio: int = 200                          # uncompressed / compressed, zip bomb guard
+    max_zip_entries: int = mime.MAX_ZIP_ENTRIES       # central directory, checked before reading
+    max_zip_directory_bytes: int = mime.MAX_ZIP_DIRECTORY_BYTES
     parser: Limits = field(default_factory=Limits)
 
 
@@ -522,6 +526,11 @@ def _unwrap_zip(path: Path, limits: ReadLimits, declared_type: str) -> tuple[Pat
     with open(path, "rb") as f:
         if f.read(4) != mime.ZIP_MAGIC:
             return None
+        # A ZIP reader loads the whole central directory: its declared size is checked first.
+        too_large = mime.zip_directory_too_large(f, max_entries=limits.max_zip_entries,
+                                                 max_bytes=limits.max_zip_directory_bytes)
+    if too_large is not None:
+        raise AttachmentError("edxml.attachment.zip_directory", too_large)
     try:
         with zipfile.ZipFile(path) as zf:
             if mime.container_type(zf) is not None:
