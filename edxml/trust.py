@@ -427,6 +427,10 @@ class TrustStore:
         self.intermediates = tuple(intermediates)
         self.revocation = revocation
         self._root_der = {r.public_bytes(_DER) for r in self.roots}
+        # Validated paths by (leaf, helpers): path validation costs milliseconds and its result
+        # changes with time only through the validity windows, so a path is reused while the
+        # time of checking stays inside all of them. Revocation is asked every time.
+        self._paths: dict[tuple[bytes, ...], list[x509.Certificate]] = {}
 
     @classmethod
     def from_paths(cls, trust: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -480,10 +484,16 @@ class TrustStore:
             return CertificateVerdict(False, "edxml.signature.untrusted",
                                       f"no trusted root: nothing can vouch for {leaf.subject.rfc4514_string()}",
                                       (leaf,))
-        outcome = _validate_path(leaf, list(chain[1:]) + list(self.intermediates), self.roots, at)
-        if isinstance(outcome, CertificateVerdict):
-            return outcome
-        path = outcome
+        key = tuple(c.public_bytes(_DER) for c in chain)
+        path = self._paths.get(key)
+        if path is None or not all(c.not_valid_before_utc <= at <= c.not_valid_after_utc for c in path):
+            outcome = _validate_path(leaf, list(chain[1:]) + list(self.intermediates), self.roots, at)
+            if isinstance(outcome, CertificateVerdict):
+                return outcome
+            path = outcome
+            if len(self._paths) >= 1024:
+                self._paths.clear()
+            self._paths[key] = path
         path_t = tuple(path)
         problem = signing_certificate_problem(leaf)
         if problem is not None:
