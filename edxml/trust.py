@@ -384,8 +384,8 @@ class ChainedRevocation:
             answer = checker.status(cert, issuer, at)
             if answer.status in ("good", "revoked"):
                 return answer
-            if answer.status in ("stale", "invalid") or fallback.status == "unknown":
-                fallback = answer if answer.status != "unknown" else fallback
+            if answer.status != "unknown" and fallback.status == "unknown":
+                fallback = answer  # the first problem (stale CRL, untrustworthy OCSP answer)
         return fallback
 
 
