@@ -507,8 +507,14 @@ def _manifest(root: _Node, b: _Builder) -> list[dict[str, str | None]]:
     for body in root.find_all("edXMLEnvelope")[0].find_all("edXMLBody"):
         for manifest in body.find_all("edXMLManifest"):
             for i, ref in enumerate(manifest.find_all("Reference"), 1):
-                entry = {name: (ref.find_all(name)[0].text.strip() if ref.find_all(name) else None)
-                         for name in ("ContentId", "ContentType", "Description", "AttachmentName")}
+                entry = {}
+                for name in ("ContentId", "ContentType", "Description", "AttachmentName"):
+                    found = ref.find_all(name)
+                    if len(found) > 1:
+                        raise EdxmlError("edxml.ambiguous", f"{name} appears {len(found)} times in "
+                                         "one manifest Reference: the package can be read two ways",
+                                         where=f"edXMLManifest/Reference[{i}]")
+                    entry[name] = found[0].text.strip() if found else None
                 entries.append(entry)
     return entries
 
@@ -590,6 +596,9 @@ def _attachments(handler: _Handler, b: _Builder, root: _Node,
 
         def child(name: str) -> str | None:
             found = node.find_all(name)
+            if len(found) > 1:
+                raise EdxmlError("edxml.ambiguous", f"{name} appears {len(found)} times in one "
+                                 "Attachment: the package can be read two ways", where=where)
             return found[0].text.strip() if found else None
 
         cid = (child("ContentId") or "").removeprefix("cid:").strip()

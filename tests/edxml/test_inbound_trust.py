@@ -462,3 +462,14 @@ def test_ocsp_answer_decides_for_a_certificate_that_names_a_responder(test_pki: 
                       ChainedRevocation(OcspChecker(responses=[good]), CrlChecker([m.crl, m.root_crl])))
     assert both.check([leaf], m.now, require_crl=True).ok
     assert both.check([m.revoked.certificate], m.now).reason == "edxml.signature.cert_revoked"
+
+
+@pytest.mark.parametrize("element", [b"AttachmentName", b"ContentId"])
+def test_an_attachment_field_given_twice_is_ambiguous(element: bytes, tmp_path: Path) -> None:
+    data = from_h41()
+    start = data.index(b"<" + element + b">", data.index(b"<AttachmentEncoded>"))
+    end = data.index(b"</" + element + b">", start) + len(b"</" + element + b">")
+    twice = data[:end] + data[start:end].replace(b"cong-van", b"khac").replace(b"cid:1", b"cid:2") + data[end:]
+    with pytest.raises(EdxmlError) as err:
+        read_package_bytes(twice, tmp_path)
+    assert err.value.reason == "edxml.ambiguous"
