@@ -541,18 +541,12 @@ def signing_certificate_problem(cert: x509.Certificate) -> tuple[str, str] | Non
     return None
 
 
-_LOOPS = threading.local()
-
-
 def _run(coro: Any) -> Any:
     """Run a pyhanko-certvalidator coroutine to completion from synchronous code."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        loop = getattr(_LOOPS, "loop", None)
-        if loop is None or loop.is_closed():
-            loop = _LOOPS.loop = asyncio.new_event_loop()
-        return loop.run_until_complete(coro)
+        return asyncio.run(coro)
     # Called from inside an event loop (a test, the simulator): run on a helper thread.
     result: list[Any] = []
     error: list[BaseException] = []
