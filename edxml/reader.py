@@ -11,6 +11,14 @@ in any order; `Signature` may be in the XMLDSig or the edXML namespace, or be
 `DigitalSignature`, or be missing; `cid:` is stripped from ContentIds on both sides; ZIP-wrapped
 attachments are unwrapped to the file inside; composite and UUID DocumentIds are both kept.
 
+One reading of the truth: every dialect of §9 is the edXML namespace itself, written with a
+prefix or as the default namespace, so an element is the standard's only when its namespace URI
+is exactly the edXML one (a package wholly in no namespace is refused at its root). An element
+that bears a name of the standard in another namespace (``xmlns=""`` included) where the
+standard's elements stand, or a second element where the standard allows one, would let two
+readers of the same bytes see two different packages (the axis routes by one `From`, a reader
+taking the first occurrence by another): such a package is refused as `edxml.ambiguous`.
+
 A bad attachment does not hide the header: it is reported on its own (`AttachmentReport.error`)
 and the rest of the package is still returned.
 """
@@ -40,6 +48,8 @@ REASONS = {
     "edxml.structure.missing": "a mandatory element is missing or empty",
     "edxml.structure.kind": "the package is neither a document nor a status package",
     "edxml.structure.duplicate": "an element that may appear once appears more than once",
+    "edxml.ambiguous": "the package can be read two ways: an element of the standard appears twice where it "
+                       "may appear once, or under another namespace (or none) beside the edXML one",
     "edxml.structure.too_large": "the header, an attachment or the package exceeds its size limit",
     "edxml.structure.too_many": "more attachments or elements than allowed",
     "edxml.value.int": "a number element does not hold an integer",
@@ -52,6 +62,8 @@ REASONS = {
     "edxml.attachment.missing": "the manifest names an attachment the package does not carry",
     "edxml.attachment.too_large": "an attachment is larger than the configured limit",
     "edxml.attachment.zip_bomb": "a ZIP-wrapped attachment expands beyond the limits",
+    "edxml.attachment.zip_directory": "a ZIP attachment's central directory declares more entries or bytes than "
+                                      "allowed (checked before it is read)",
     # warnings: the package is read, and these say what was tolerated
     "edxml.attachment.no_id": "warning: an attachment has no ContentId",
     "edxml.attachment.unlisted": "warning: an attachment is not listed in the manifest",
@@ -72,6 +84,8 @@ class ReadLimits:
     max_attachments: int = 1000
     max_header_elements: int = 20_000                 # every element but attachment content
     max_zip_ratio: int = 200                          # uncompressed / compressed, zip bomb guard
+    max_zip_entries: int = mime.MAX_ZIP_ENTRIES       # central directory, checked before reading
+    max_zip_directory_bytes: int = mime.MAX_ZIP_DIRECTORY_BYTES
     parser: Limits = field(default_factory=Limits)
 
 
@@ -148,7 +162,7 @@ class _Node:
         return "".join(self.parts)
 
     def find_all(self, local: str) -> list[_Node]:
-        return [c for c in self.children if c.local == local and c.uri in (NS, "")]
+        return [c for c in self.children if c.local == local and c.uri == NS]
 
 
 class _Base64Sink:
@@ -251,14 +265,25 @@ class _Handler:
                 self.sink.element_inside()
             self.stack.append(None)
             return
-        if uri not in (NS, "") or local not in _KNOWN_ELEMENTS:
+        if uri != NS and local in _KNOWN_ELEMENTS:
+            # A name of the standard in another namespace where the standard's elements stand:
+            # whichever one a reader takes, another reader may take the other.
+            raise EdxmlError("edxml.ambiguous",
+                             f"{local} in namespace {uri or '(none)'!r} beside the edXML "
+                             "namespace: the package can be read two ways",
+                             where=f"{parent.local}/{local}")
+        if uri != NS or local not in _KNOWN_ELEMENTS:
             # Nothing the model reads: walk it without keeping it (a flood of unknown elements
             # costs no memory). Signatures are the digester's business.
-            if uri in (NS, "") and local not in ("Signature", "DigitalSignature") \
+            if uri == NS and local not in ("Signature", "DigitalSignature") \
                     and len(self.unknown) < 50:
                 self.unknown.append(f"{parent.local}/{local}")
             self.stack.append(None)
             return
+        if (parent.local, local) in _SINGLE_BLOCKS and parent.find_all(local):
+            raise EdxmlError("edxml.ambiguous",
+                             f"{parent.local} holds two {local} elements: the package can be "
+                             "read two ways", where=f"{parent.local}/{local}")
         self.header_elements += 1
         if self.header_elements > self.limits.max_header_elements:
             raise EdxmlError("edxml.structure.too_many",
@@ -308,6 +333,11 @@ class _Handler:
 
 
 _KNOWN_ELEMENTS = _known_elements()
+# The blocks of the package, each of which appears once in its parent.
+_SINGLE_BLOCKS = frozenset({("edXML", "edXMLEnvelope"), ("edXML", "AttachmentEncoded"),
+                            ("edXMLEnvelope", "edXMLHeader"), ("edXMLEnvelope", "edXMLBody"),
+                            ("edXMLHeader", "MessageHeader"), ("edXMLHeader", "TraceHeaderList"),
+                            ("edXMLBody", "edXMLManifest")})
 
 
 # --- tree → model -----------------------------------------------------------------------------
@@ -368,8 +398,9 @@ class _Builder:
                                      for i, n in enumerate(found, 1))
                 continue
             if len(found) > 1:
-                self.warn("edxml.structure.duplicate",
-                          f"{xf.name} appears {len(found)} times; the first is used", path)
+                raise EdxmlError("edxml.ambiguous",
+                                 f"{xf.name} appears {len(found)} times where it may appear once: "
+                                 "the package can be read two ways", where=path)
             child = found[0]
             if xf.kind is Kind.NODE:
                 kwargs[attr] = self.node(xf.node, child, path)  # type: ignore[arg-type]
@@ -394,7 +425,7 @@ class _Builder:
                 if value is not None:
                     kwargs[attr] = value
         for child in node.children:
-            if child.local not in known and child.uri in (NS, ""):
+            if child.local not in known and child.uri == NS:
                 self.warn("edxml.structure.unknown_element",
                           f"element {child.local} does not belong here; ignored",
                           f"{where}/{child.local}")
@@ -476,8 +507,14 @@ def _manifest(root: _Node, b: _Builder) -> list[dict[str, str | None]]:
     for body in root.find_all("edXMLEnvelope")[0].find_all("edXMLBody"):
         for manifest in body.find_all("edXMLManifest"):
             for i, ref in enumerate(manifest.find_all("Reference"), 1):
-                entry = {name: (ref.find_all(name)[0].text.strip() if ref.find_all(name) else None)
-                         for name in ("ContentId", "ContentType", "Description", "AttachmentName")}
+                entry = {}
+                for name in ("ContentId", "ContentType", "Description", "AttachmentName"):
+                    found = ref.find_all(name)
+                    if len(found) > 1:
+                        raise EdxmlError("edxml.ambiguous", f"{name} appears {len(found)} times in "
+                                         "one manifest Reference: the package can be read two ways",
+                                         where=f"edXMLManifest/Reference[{i}]")
+                    entry[name] = found[0].text.strip() if found else None
                 entries.append(entry)
     return entries
 
@@ -495,6 +532,11 @@ def _unwrap_zip(path: Path, limits: ReadLimits, declared_type: str) -> tuple[Pat
     with open(path, "rb") as f:
         if f.read(4) != mime.ZIP_MAGIC:
             return None
+        # A ZIP reader loads the whole central directory: its declared size is checked first.
+        too_large = mime.zip_directory_too_large(f, max_entries=limits.max_zip_entries,
+                                                 max_bytes=limits.max_zip_directory_bytes)
+    if too_large is not None:
+        raise AttachmentError("edxml.attachment.zip_directory", too_large)
     try:
         with zipfile.ZipFile(path) as zf:
             if mime.container_type(zf) is not None:
@@ -554,6 +596,9 @@ def _attachments(handler: _Handler, b: _Builder, root: _Node,
 
         def child(name: str) -> str | None:
             found = node.find_all(name)
+            if len(found) > 1:
+                raise EdxmlError("edxml.ambiguous", f"{name} appears {len(found)} times in one "
+                                 "Attachment: the package can be read two ways", where=where)
             return found[0].text.strip() if found else None
 
         cid = (child("ContentId") or "").removeprefix("cid:").strip()

@@ -29,7 +29,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -45,7 +45,7 @@ from lxml import etree
 
 from edxml.c14n import DSIG_NS, EDXML_NS, ExcC14N, escape_attr, escape_text
 from edxml.errors import EdxmlError
-from edxml.trust import CertificateInfo, TrustStore, load_certificates
+from edxml.trust import CertificateInfo, TrustStore, load_certificates, signer_organ_id
 from edxml.xmlsafe import CHUNK_SIZE, Limits, SafeParser, tag_end
 
 # -- algorithm identifiers (the exact wire URIs) ------------------------------------------
@@ -72,6 +72,8 @@ _SIGNEDINFO_C14N = {C14N_EXC: (True, False), C14N_EXC_WITH_COMMENTS: (True, True
 _HEADER = (EDXML_NS, "edXMLHeader")
 _ENVELOPE = (EDXML_NS, "edXMLEnvelope")
 _SIGNATURE_NAMES = ("Signature", "DigitalSignature")
+_DSIG_STRUCTURE = frozenset({"SignedInfo", "SignatureValue", "X509Certificate"})
+"""Local names that make an element a signature whatever its namespace or its parent's name."""
 _DS = "{%s}" % DSIG_NS
 
 _PARSERS = threading.local()  # lxml parsers serialize callers on a lock: one per thread
@@ -92,10 +94,14 @@ REASONS: dict[str, str] = {
                                 "RetrievalMethod)",
     "edxml.signature.unsupported_transform": "the whole-document Reference uses transforms we do not accept",
     "edxml.signature.unsupported_algorithm": "an unknown canonicalization, signature or digest algorithm",
-    "edxml.signature.weak_algorithm": "an SHA-1 based signature or digest and policy forbids them",
+    "edxml.signature.weak_algorithm": "an SHA-1 based signature or digest from a signer not in the configured "
+                                      "legacy senders",
     "edxml.signature.digest_mismatch": "the package was changed after signing (the digest does not match)",
     "edxml.signature.bad_value": "the SignatureValue does not verify with the certificate's key",
     "edxml.signature.malformed": "the Signature element lacks a required part or has undecodable values",
+    "edxml.signature.not_xmldsig": "XMLDSig structure (SignedInfo, SignatureValue, X509Certificate) outside an "
+                                   "XMLDSig Signature element (another namespace or name): judged as a signature, "
+                                   "which cannot verify",
     "edxml.signature.no_certificate": "the signature carries no X509Certificate to verify it with",
     "edxml.signature.no_header": "signing: the package has no single non-empty edXMLHeader to carry the signature",
     "edxml.signature.signer_not_valid": "signing: the signer's certificate is not valid at the signing time",
@@ -606,8 +612,12 @@ def sign_file(src: str | os.PathLike[str], dst: str | os.PathLike[str] | IO[byte
 class VerificationPolicy:
     """What a receiver accepts beyond RSA-SHA256 over our own transform list."""
 
-    allow_sha1: bool = True
-    """Old senders sign rsa-sha1 with sha1 digests; refuse with ``edxml.signature.weak_algorithm``."""
+    allow_sha1: bool = False
+    """Accept rsa-sha1/sha1 from every sender (off: refused with ``edxml.signature.weak_algorithm``)."""
+    legacy_sha1_senders: frozenset[str] = frozenset()
+    """OrganIds (of the signer's certificate) still allowed to sign with rsa-sha1/sha1."""
+    certificate_organ_ids: Mapping[str, str] = field(default_factory=dict)
+    """SHA-256 fingerprint (hex) of a signing certificate without a UID → the OrganId it signs for."""
     require_crl: bool = False
     """Every issuer in the chain must have a loaded CRL (else ``edxml.signature.crl_missing``)."""
     accept_unfiltered: bool = True
@@ -626,6 +636,9 @@ class SignatureVerdict:
     digest_method: str | None = None
     trace_filter: bool | None = None
     """True when the signature leaves TraceHeaders out (our form), False for the plain form."""
+    signer_organ_id: str | None = None
+    """The OrganId the signing certificate belongs to (its subject UID, or the configured mapping
+    for a certificate without one); None when unknown. The inbound pipeline compares it with From."""
 
     @property
     def valid(self) -> bool:
@@ -666,6 +679,9 @@ class DigestResult:
     """(digest method URI, TraceHeader filter applied) -> digest of the canonical document."""
     misplaced: tuple[str, ...] = ()
     """Where XMLDSig Signature elements appeared outside edXMLHeader."""
+    disguised: tuple[str, ...] = ()
+    """Where XMLDSig structure (SignedInfo, SignatureValue, X509Certificate, any namespace) appeared
+    outside every captured header signature: a signature under another name, judged as one."""
 
 
 class _Capture:
@@ -740,7 +756,9 @@ class DocumentDigester:
         self._capture_at = (0, "", "")
         self._signatures: list[CapturedSignature] = []
         self._misplaced: list[str] = []
+        self._disguised: list[str] = []
         self._selected = False
+        self._capture_digested = False  # the captured element is not the one being verified
 
     def _sink(self, data: bytes, filtered: bool) -> None:
         for update, filt in self._targets:
@@ -761,6 +779,8 @@ class DocumentDigester:
         capture = self._capture
         if capture is not None:
             capture.start(uri, local, prefix, attrs, decls)
+            if self._capture_digested and self._c14n is not None:
+                self._c14n.start(uri, local, prefix, attrs, byte_offset)
         elif (len(path) == 3 and local in _SIGNATURE_NAMES and path[2] == _HEADER and path[1] == _ENVELOPE):
             in_scope: dict[str, str] = {}
             for p, u in self._ns_decls:
@@ -770,10 +790,19 @@ class DocumentDigester:
             self._capture = capture = _Capture(self._max_capture)
             self._capture_at = (byte_offset, uri, local)
             capture.start(uri, local, prefix, attrs, sorted(in_scope.items()))
+            # Only an XMLDSig Signature can be the enveloped signature its own digest leaves
+            # out; anything else in the header (a placeholder, a signature under another name
+            # or namespace) is part of what a real signature covers.
+            self._capture_digested = not (uri == DSIG_NS and local == "Signature")
+            if self._capture_digested and self._c14n is not None:
+                self._c14n.start(uri, local, prefix, attrs, byte_offset)
         else:
             if uri == DSIG_NS and local == "Signature":
                 where = "/".join(lc for _u, lc in path) + "/" + local
                 self._misplaced.append(f"{where} (byte {byte_offset})")
+            elif local in _DSIG_STRUCTURE and len(self._disguised) < 10:
+                where = "/".join(lc for _u, lc in path) + "/" + local
+                self._disguised.append(f"{where} (byte {byte_offset})")
             if self._c14n is not None:
                 self._c14n.start(uri, local, prefix, attrs, byte_offset)
         path.append((uri, local))
@@ -787,8 +816,11 @@ class DocumentDigester:
         capture = self._capture
         if capture is not None:
             capture.end(prefix, local)
+            if self._capture_digested and self._c14n is not None:
+                self._c14n.end(uri, local, prefix, byte_offset)
             if capture.depth == 0:
                 self._capture = None
+                self._capture_digested = False
                 offset, c_uri, c_local = self._capture_at
                 captured = CapturedSignature(c_uri, c_local, "".join(capture.parts).encode("utf-8"), offset,
                                              capture.too_large, capture.nested_signature)
@@ -804,12 +836,16 @@ class DocumentDigester:
     def text(self, data: str) -> None:
         if self._capture is not None:
             self._capture.text(data)
+            if self._capture_digested and self._c14n is not None:
+                self._c14n.text(data)
         elif self._c14n is not None:
             self._c14n.text(data)
 
     def pi(self, target: str, data: str) -> None:
         if self._capture is not None:
             self._capture.pi(target, data)
+            if self._capture_digested and self._c14n is not None:
+                self._c14n.pi(target, data)
         elif self._c14n is not None:
             self._c14n.pi(target, data)
 
@@ -846,7 +882,7 @@ class DocumentDigester:
         if self._c14n is not None:
             self._c14n.flush()
         return DigestResult(tuple(self._signatures), {k: h.digest() for k, h in self._hashers.items()},
-                            tuple(self._misplaced))
+                            tuple(self._misplaced), tuple(self._disguised))
 
 
 def _whole_document_reference(sig: Any) -> Any:
@@ -892,24 +928,53 @@ def _b64(text: str | None) -> bytes:
     return base64.b64decode("".join((text or "").split()), validate=True)
 
 
+_EDXML = "{%s}" % EDXML_NS
+_JAVA_PLACEHOLDER_LAYOUT = ("SignedInfo", "SignatureValue", "KeyInfo")
+
+
+def _has_certificate(el: Any) -> bool:
+    """Whether any X509Certificate (any namespace) below ``el`` holds a DER certificate."""
+    for cert in el.iter("{*}X509Certificate"):
+        try:
+            x509.load_der_x509_certificate(_b64(cert.text))
+            return True
+        except (ValueError, binascii.Error):
+            continue
+    return False
+
+
 def _placeholder_reason(captured: CapturedSignature) -> str | None:
-    """Why this header signature is only a placeholder, or None if it is a real attempt."""
-    if captured.local == "DigitalSignature":
-        return "an edXML DigitalSignature placeholder"
-    if captured.uri != DSIG_NS:
-        return f"a Signature outside the XMLDSig namespace ({captured.uri or 'no namespace'})"
-    if captured.too_large:
+    """Why this header element is one of the reference libraries' placeholders, or None.
+
+    Only two exact shapes are placeholders (docs/signatures.md): the .NET dialect's empty
+    ``edXML:DigitalSignature``, and the reference Java library's ``Signature`` in the edXML
+    namespace, laid out as SignedInfo, SignatureValue, KeyInfo (in that order, some may be
+    missing) and carrying no certificate (the library writes an 11-character stub), so that no
+    one can be its signer. An XMLDSig Signature is never a placeholder, even when empty.
+    """
+    if captured.uri != EDXML_NS or captured.too_large:
         return None
-    sig = captured.element
-    if not any(isinstance(c.tag, str) for c in sig):
-        return "an empty Signature element"
-    value = sig.find(_DS + "SignatureValue")
-    if value is not None and not (value.text or "").strip():
-        return "an empty SignatureValue"
-    # An XMLDSig block with values in it is a real attempt, even when its certificate does not
-    # parse: calling it a placeholder would let a damaged real signature pass under the
-    # allow-placeholder policy. The reference libraries' dummies are in the edXML namespace.
-    return None
+    el = captured.element
+    children = [c for c in el if isinstance(c.tag, str)]
+    if captured.local == "DigitalSignature":
+        if not children and not (el.text or "").strip():
+            return "the .NET dialect's empty edXML DigitalSignature"
+        return None
+    names = [c.tag[len(_EDXML):] if c.tag.startswith(_EDXML) else None for c in children]
+    if None in names or not names:
+        return None
+    layout = [n for n in _JAVA_PLACEHOLDER_LAYOUT if n in names]
+    if names != layout or _has_certificate(el):
+        return None
+    return "the reference library's Signature outside the XMLDSig namespace, without a certificate"
+
+
+def _signature_like(captured: CapturedSignature) -> bool:
+    """Whether a header element that is not an XMLDSig Signature carries XMLDSig structure."""
+    if captured.too_large:
+        return True
+    return any(isinstance(el.tag, str) and etree.QName(el).localname in _DSIG_STRUCTURE
+               for el in captured.element.iter())
 
 
 def _invalid(reason: str, message: str, **kw: Any) -> SignatureVerdict:
@@ -918,30 +983,49 @@ def _invalid(reason: str, message: str, **kw: Any) -> SignatureVerdict:
 
 def verify_signature(result: DigestResult, trust: TrustStore, policy: VerificationPolicy = VerificationPolicy(),
                      now: datetime | None = None) -> SignatureVerdict:
-    """Classify and check the header signature a :class:`DocumentDigester` captured."""
+    """Classify and check the header signature a :class:`DocumentDigester` captured.
+
+    No downgrade: an XMLDSig Signature is judged as a signature even when empty; anything else
+    carrying XMLDSig structure (in another namespace, or named otherwise) is a signature that
+    cannot verify, so ``invalid``; only the reference libraries' exact placeholder shapes are
+    ``placeholder``; any other header content is covered by the digest like the rest.
+    """
     now = now or datetime.now(timezone.utc)
     if result.misplaced:
         return _invalid("edxml.signature.wrapping",
                         "an XMLDSig Signature outside edXMLHeader: " + "; ".join(result.misplaced[:3]))
-    if not result.signatures:
-        return SignatureVerdict("absent", None, "the package has no signature")
+    if result.disguised:
+        return _invalid("edxml.signature.not_xmldsig",
+                        "XMLDSig structure outside an XMLDSig Signature: " + "; ".join(result.disguised[:3]))
     real = [c for c in result.signatures if c.is_xmldsig]
+    placeholders = []
+    for c in result.signatures:
+        if c.is_xmldsig:
+            continue
+        try:
+            reason = _placeholder_reason(c)
+            if reason is None and _signature_like(c):
+                return _invalid("edxml.signature.not_xmldsig",
+                                f"a {c.local} in namespace {c.uri or '(none)'!r} carries signature structure "
+                                "but is not an XMLDSig Signature: it cannot be verified")
+        except etree.XMLSyntaxError:  # pragma: no cover - our own serialization always parses
+            return _invalid("edxml.signature.malformed", f"the {c.local} element could not be re-read")
+        if reason is not None:
+            placeholders.append(reason)
     if len(real) > 1:
         return _invalid("edxml.signature.wrapping", f"{len(real)} XMLDSig Signature elements in edXMLHeader")
     if not real:
-        return SignatureVerdict("placeholder", None,
-                                f"placeholder signature: {_placeholder_reason(result.signatures[0])}")
+        if placeholders:
+            return SignatureVerdict("placeholder", None, f"placeholder signature: {placeholders[0]}")
+        return SignatureVerdict("absent", None, "the package has no signature")
     captured = real[0]
     if captured.too_large:
         return _invalid("edxml.signature.malformed", "the Signature element is unreasonably large")
     if captured.nested_signature:
         return _invalid("edxml.signature.wrapping", "a Signature inside the Signature")
-    try:
-        placeholder = _placeholder_reason(captured)
-    except etree.XMLSyntaxError:  # pragma: no cover - our own serialization always parses
-        return _invalid("edxml.signature.malformed", "the Signature element could not be re-read")
-    if placeholder is not None:
-        return SignatureVerdict("placeholder", None, f"placeholder signature: {placeholder}")
+    if not any(isinstance(c.tag, str) for c in captured.element):
+        return _invalid("edxml.signature.malformed",
+                        "an empty XMLDSig Signature: a signature that signs nothing is not a placeholder")
     return _verify_xmldsig(captured.element, result, trust, policy, now)
 
 
@@ -985,8 +1069,6 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
         return _invalid("edxml.signature.unsupported_algorithm", f"signature method {sig_method!r}", **info)
     if digest_method not in _DIGEST_METHODS:
         return _invalid("edxml.signature.unsupported_algorithm", f"digest method {digest_method!r}", **info)
-    if not policy.allow_sha1 and (sig_method == RSA_SHA1 or digest_method == SHA1):
-        return _invalid("edxml.signature.weak_algorithm", "SHA-1 signatures are not accepted", **info)
     form = _transform_form(ref)
     if form is None or (form is False and not policy.accept_unfiltered):
         algs = [t.get("Algorithm") for t in ref.iterfind(f"{_DS}Transforms/{_DS}Transform")]
@@ -1041,9 +1123,16 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
         return _invalid("edxml.signature.bad_value", "the SignatureValue does not verify with the certificate's key",
                         signer=CertificateInfo.from_certificate(ordered[0]), **info)
     signer = CertificateInfo.from_certificate(leaf)
+    organ_id = signer_organ_id(leaf, policy.certificate_organ_ids)
+    info["signer_organ_id"] = organ_id
     verdict = trust.check([leaf] + [c for c in certs if c is not leaf], now, require_crl=policy.require_crl)
     if not verdict.ok:
         return _invalid(verdict.reason or "edxml.signature.untrusted", verdict.message, signer=signer, **info)
+    if (sig_method == RSA_SHA1 or digest_method == SHA1) and not policy.allow_sha1 \
+            and organ_id not in policy.legacy_sha1_senders:
+        return _invalid("edxml.signature.weak_algorithm",
+                        f"SHA-1 signatures are accepted only from the configured legacy senders, not from "
+                        f"{organ_id or 'a certificate without an OrganId'}", signer=signer, **info)
     unchecked = len(others)
     message = f"signed by {signer.subject}"
     if unchecked:

@@ -68,6 +68,8 @@ REASONS: dict[str, str] = {
     "edxml.xml.too_many_elements": "the document has more elements than the configured limit",
     "edxml.xml.too_many_attributes": "one element has more attributes than the configured limit",
     "edxml.xml.token_too_large": "one tag, comment or processing instruction is larger than the configured limit",
+    "edxml.xml.too_many_namespaces": "one element, or the whole document, declares more namespaces than the "
+                                     "configured limit",
 }
 
 _SEP = "\x01"  # not allowed anywhere in an XML 1.0 document, so it cannot occur in a name or URI
@@ -102,6 +104,10 @@ class Limits:
     """Attributes on one element (namespace declarations not counted)."""
     max_token_bytes: int = 8 * 1024 * 1024
     """How far expat may buffer without producing an event (one huge tag or comment)."""
+    max_namespace_declarations: int = 1024
+    """Namespace declarations on one element (each one costs memory while it is in scope)."""
+    max_namespace_declarations_total: int = 20_000
+    """Namespace declarations in the whole document (a real package has a few per attachment)."""
 
 
 class Handler(Protocol):
@@ -147,6 +153,8 @@ class SafeParser:
         self._chunk = b""
         self._chunk_base = 0
         self._failed = False
+        self._ns_element = 0  # declarations of the element whose start comes next
+        self._ns_total = 0
 
         p = expat.ParserCreate(encoding="UTF-8", namespace_separator=_SEP)
         p.namespace_prefixes = True
@@ -163,9 +171,15 @@ class SafeParser:
         p.EndElementHandler = self._on_end
         p.CharacterDataHandler = handler.text
         p.ProcessingInstructionHandler = handler.pi
-        if hasattr(handler, "start_ns"):
-            start_ns = handler.start_ns
-            p.StartNamespaceDeclHandler = lambda prefix, uri: start_ns(prefix or "", uri or "")
+        # Declarations are counted whoever listens: 990 000 of them in 23 MB once cost 659 MiB.
+        start_ns = getattr(handler, "start_ns", None)
+
+        def on_ns(prefix: str | None, uri: str | None) -> None:
+            self._count_namespace()
+            if start_ns is not None:
+                start_ns(prefix or "", uri or "")
+
+        p.StartNamespaceDeclHandler = on_ns
         self._parser = p
         self._start = handler.start
         self._end = handler.end
@@ -281,7 +295,19 @@ class SafeParser:
         if encoding is not None and encoding.lower() not in _UTF8_NAMES:
             self._fail("edxml.xml.encoding", f"declared encoding {encoding!r}; packages must be UTF-8")
 
+    def _count_namespace(self) -> None:
+        self._ns_element += 1
+        self._ns_total += 1
+        limits = self.limits
+        if self._ns_element > limits.max_namespace_declarations:
+            self._fail("edxml.xml.too_many_namespaces",
+                       f"more than {limits.max_namespace_declarations} namespace declarations on one element")
+        if self._ns_total > limits.max_namespace_declarations_total:
+            self._fail("edxml.xml.too_many_namespaces",
+                       f"more than {limits.max_namespace_declarations_total} namespace declarations")
+
     def _on_start(self, name: str, attrs: list[str]) -> None:
+        self._ns_element = 0
         self._depth += 1
         self._elements += 1
         limits = self.limits

@@ -214,7 +214,12 @@ SECTIONS: dict[str, dict[str, Key]] = {
     "inbound": {
         "signature_policy": Key("str", "allow-placeholder", choices=SIGNATURE_POLICIES,
                                 doc="which received signatures are accepted"),
-        "allow_sha1": Key("bool", True, doc="accept rsa-sha1/sha1 signatures (old senders)"),
+        "allow_sha1": Key("bool", False, doc="accept rsa-sha1/sha1 signatures from every sender "
+                          "(off: only from legacy_sha1_senders)"),
+        "legacy_sha1_senders": Key("strs", (), doc="OrganIds (of the signing certificate) still "
+                                   "allowed to sign with rsa-sha1/sha1"),
+        "certificate_organ_ids": Key("strs", (), doc="'SHA256-FINGERPRINT=OrganId' for signing "
+                                     "certificates that carry no UID"),
         "require_crl": Key("bool", False, doc="every issuer must have a loaded CRL"),
         "trust_dir": Key("path", exists="any", doc="trusted roots and intermediates (a PEM/DER "
                          "file or a directory of them)"),
@@ -399,9 +404,11 @@ class RetrySection:
 class InboundSection:
     trust_dir: Path
     signature_policy: str = "allow-placeholder"
-    allow_sha1: bool = True
+    allow_sha1: bool = False
     require_crl: bool = False
     crl_files: tuple[Path, ...] = ()
+    legacy_sha1_senders: tuple[str, ...] = ()
+    certificate_organ_ids: tuple[str, ...] = ()
     reject_with_status: bool = True
     max_attachment_bytes: int = 2 * 1024 ** 3
 
@@ -412,7 +419,17 @@ class InboundSection:
     def verification_policy(self) -> VerificationPolicy:
         from edxml.signature import VerificationPolicy
 
-        return VerificationPolicy(allow_sha1=self.allow_sha1, require_crl=self.require_crl)
+        return VerificationPolicy(allow_sha1=self.allow_sha1, require_crl=self.require_crl,
+                                  legacy_sha1_senders=frozenset(self.legacy_sha1_senders),
+                                  certificate_organ_ids=self.certificate_organ_id_map())
+
+    def certificate_organ_id_map(self) -> dict[str, str]:
+        """certificate_organ_ids as {sha256 fingerprint (lowercase hex): OrganId}."""
+        out = {}
+        for entry in self.certificate_organ_ids:
+            fingerprint, _, organ_id = entry.partition("=")
+            out[fingerprint.replace(":", "").strip().lower()] = organ_id.strip()
+        return out
 
 
 @dataclass(frozen=True)
@@ -821,6 +838,13 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
                            "retry.initial_seconds")
 
     inbound = InboundSection(**values["inbound"])
+    for i, entry in enumerate(inbound.certificate_organ_ids):
+        fingerprint, sep, organ_id = entry.partition("=")
+        if not sep or not re.fullmatch(r"[0-9A-Fa-f]{64}", fingerprint.replace(":", "").strip()) \
+                or not organ_id.strip():
+            raise loader.error("config.invalid", f"inbound.certificate_organ_ids[{i}]",
+                               "expected 'SHA256-FINGERPRINT=OrganId' (64 hex digits, colons "
+                               "allowed)")
     store = StoreSection(**values["store"])
 
     agencies = _agencies(loader, data.get("agencies", []), store)

@@ -179,7 +179,10 @@ def worker_setup(config: GatewayConfig) -> WorkerSetup:
     return WorkerSetup(keys=keys, trust_paths=(str(inbound.trust_dir),),
                        crl_files=tuple(str(p) for p in inbound.crl_files),
                        allow_sha1=inbound.allow_sha1,
-                       max_attachment_bytes=inbound.max_attachment_bytes)
+                       max_attachment_bytes=inbound.max_attachment_bytes,
+                       legacy_sha1_senders=inbound.legacy_sha1_senders,
+                       certificate_organ_ids=tuple(inbound.certificate_organ_id_map().items()),
+                       require_crl=inbound.require_crl)
 
 
 async def _directory(axis: Any) -> Callable[[str], bool] | None:

@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import unicodedata
@@ -787,7 +788,12 @@ class Demo:
                 if gw.alive():
                     gw.popen.send_signal(signal.SIGTERM)
             for code, gw in self.gateways.items():
-                code_ = gw.terminate(timeout=30)
+                # Each already has its SIGTERM: a second one, arriving after the gateway has
+                # stopped and restored the default handler, would kill it mid-exit.
+                try:
+                    code_ = gw.popen.wait(30)
+                except subprocess.TimeoutExpired:
+                    code_ = gw.terminate(timeout=5)
                 stopped.append(f"gateway {code} (exit {code_})")
             if self.lab is not None and self.lab.simulator is not None:
                 self.lab.simulator.stop()

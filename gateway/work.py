@@ -37,8 +37,12 @@ class WorkerSetup:
     keys: tuple[KeySpec, ...]
     trust_paths: tuple[str, ...] = ()
     crl_files: tuple[str, ...] = ()
-    allow_sha1: bool = True
+    allow_sha1: bool = False
     max_attachment_bytes: int = 2 * 1024 ** 3
+    legacy_sha1_senders: tuple[str, ...] = ()
+    certificate_organ_ids: tuple[tuple[str, str], ...] = ()
+    """(SHA-256 fingerprint, OrganId) for signing certificates without a UID."""
+    require_crl: bool = False
 
 
 _SIGNERS: dict[str, Any] = {}
@@ -127,13 +131,17 @@ def read_and_verify(path: str, attachments_dir: str) -> dict[str, Any]:
                               limits=ReadLimits(max_attachment_bytes=setup.max_attachment_bytes))
     except EdxmlError as exc:
         return _error(exc)
+    policy = VerificationPolicy(allow_sha1=setup.allow_sha1, require_crl=setup.require_crl,
+                                legacy_sha1_senders=frozenset(setup.legacy_sha1_senders),
+                                certificate_organ_ids=dict(setup.certificate_organ_ids))
     verdict = verify_signature(result.signature, _TRUST if _TRUST is not None else _empty_trust(),
-                               VerificationPolicy(allow_sha1=setup.allow_sha1))
+                               policy)
     signer = None
     if verdict.signer is not None:
         s = verdict.signer
         signer = {"subject": s.subject, "issuer": s.issuer, "serial": s.serial_hex,
-                  "not_before": s.not_before.isoformat(), "not_after": s.not_after.isoformat()}
+                  "not_before": s.not_before.isoformat(), "not_after": s.not_after.isoformat(),
+                  "sha256": s.sha256_fingerprint}
     return {
         "kind": result.kind,
         "package": package_to_dict(result.package),
@@ -149,7 +157,9 @@ def read_and_verify(path: str, attachments_dir: str) -> dict[str, Any]:
                       if r.error else None),
         } for r in result.attachments],
         "signature": {"status": verdict.status, "reason": verdict.reason,
-                      "message": verdict.message, "signer": signer},
+                      "message": verdict.message, "signer": signer,
+                      # who signed, as an agency: the inbound pipeline requires it to be From
+                      "signer_organ_id": verdict.signer_organ_id},
         "warnings": [{"code": w.code, "message": w.message, "where": w.where}
                      for w in result.warnings],
         "sha256": result.sha256,

@@ -331,13 +331,16 @@ def test_plain_form_does_not_survive_a_trace_header_append(agency_signer: Signer
     assert verify_bytes(append_trace_header(data), trust_store).reason == "edxml.signature.digest_mismatch"
 
 
-def test_rsa_sha1_package_verifies_unless_policy_forbids_sha1(agency_signer: Signer,
-                                                              trust_store: TrustStore) -> None:
+def test_rsa_sha1_package_verifies_only_from_a_legacy_sender(agency_signer: Signer,
+                                                             trust_store: TrustStore) -> None:
     data = sign_plain_with_lxml(build_tiny_package(), agency_signer, sha1=True)
-    verdict = verify_bytes(data, trust_store)
+    legacy = VerificationPolicy(legacy_sha1_senders=frozenset({"000.00.00.H55"}))
+    verdict = verify_bytes(data, trust_store, legacy)
     assert verdict.valid and verdict.signature_method == RSA_SHA1 and verdict.digest_method == SHA1
-    refused = verify_bytes(data, trust_store, VerificationPolicy(allow_sha1=False))
+    refused = verify_bytes(data, trust_store)
     assert (refused.status, refused.reason) == ("invalid", "edxml.signature.weak_algorithm")
+    other = verify_bytes(data, trust_store, VerificationPolicy(legacy_sha1_senders=frozenset({"000.00.00.G22"})))
+    assert (other.status, other.reason) == ("invalid", "edxml.signature.weak_algorithm")
 
 
 @pytest.mark.parametrize("prefix", ["ds", None])
@@ -438,7 +441,7 @@ def test_package_without_signature_is_absent(make_tiny_package: Callable[..., by
     assert (verdict.status, verdict.reason, verdict.signer) == ("absent", None, None)
 
 
-def test_dotnet_digital_signature_and_xmldsig_stub_are_placeholders(trust_store: TrustStore) -> None:
+def test_dotnet_digital_signature_is_a_placeholder_and_xmldsig_stubs_are_not(trust_store: TrustStore) -> None:
     sample = (SAMPLES_DIR / "edoc_new.truncated.edxml").read_bytes()
     start, end = sample.index(b"<Signature>"), sample.index(b"</Signature>") + len(b"</Signature>")
     dotnet = sample[:start] + b"<edXML:DigitalSignature />" + sample[end:]
@@ -448,8 +451,9 @@ def test_dotnet_digital_signature_and_xmldsig_stub_are_placeholders(trust_store:
     # In the XMLDSig namespace the same dummy is a broken real signature, not a placeholder:
     # under the allow-placeholder policy it must not pass.
     assert verdict.status == "invalid", verdict
+    # An empty XMLDSig Signature is never a placeholder either (it would be a downgrade path).
     empty = sample[:start] + b'<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"/>' + sample[end:]
-    assert verify_bytes(empty, trust_store).status == "placeholder"
+    assert verify_bytes(empty, trust_store).status == "invalid"
 
 
 # -- the digester as the reader uses it ----------------------------------------------------

@@ -148,7 +148,8 @@ def test_leaf_must_be_for_signatures(trust_store: TrustStore, test_pki: TestPki)
     assert trust_store.check([_leaf(ca, key_usage=_ku(key_encipherment=True))], NOW).reason == \
         "edxml.signature.key_usage"
     assert trust_store.check([_leaf(ca, key_usage=_ku(content_commitment=True))], NOW).ok
-    assert trust_store.check([_leaf(ca)], NOW).ok  # no keyUsage extension: any use
+    # no keyUsage extension: not a certificate issued for signing documents
+    assert trust_store.check([_leaf(ca)], NOW).reason == "edxml.signature.key_usage"
 
 
 def test_issuer_that_is_not_a_ca_breaks_the_chain(trust_store: TrustStore, test_pki: TestPki) -> None:

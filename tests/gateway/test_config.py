@@ -75,7 +75,8 @@ def test_minimal_config_gets_the_documented_defaults(confdir: Path) -> None:
     assert (config.retry.max_attempts, config.retry.initial_seconds, config.retry.max_seconds,
             config.retry.total_seconds) == (10, 0.5, 60.0, 900.0)
     assert config.inbound.signature_policy == "allow-placeholder"
-    assert config.inbound.allow_sha1 and config.inbound.reject_with_status
+    assert not config.inbound.allow_sha1 and config.inbound.reject_with_status
+    assert config.inbound.legacy_sha1_senders == () and config.inbound.certificate_organ_ids == ()
     assert config.axis.poll and config.axis.poll_interval_seconds == 5.0
     assert config.store.root == confdir / "store" and config.store.allowed_roots == ()
     assert config.agencies[0].key == confdir / "keys" / "h55.key"
@@ -162,6 +163,8 @@ def test_no_agencies_is_an_error(confdir: Path) -> None:
      "require-valid"),
     ("inbound", 'trust_dir = "trust"\nallow_sha1 = "yes"', "inbound.allow_sha1",
      "expected true or false"),
+    ("inbound", 'trust_dir = "trust"\ncertificate_organ_ids = ["abc=000.00.00.H41"]',
+     "inbound.certificate_organ_ids[0]", "SHA256-FINGERPRINT=OrganId"),
     ("store", 'root = "store"\nallowed_roots = "share"', "store.allowed_roots",
      "expected a list of paths"),
 ])
@@ -499,3 +502,12 @@ def test_an_attachment_root_may_not_contain_a_secret_file(confdir: Path) -> None
     err = error_of(confdir, text + 'attachment_roots = ["share"]\n')
     assert (err.reason, err.where) == ("config.invalid", "agencies[0].attachment_roots")
     assert "secret" in err.message and AXIS_SECRET not in err.message
+
+
+def test_legacy_sha1_senders_and_certificate_mapping_reach_the_verification_policy(confdir: Path) -> None:
+    fingerprint = "AB:" * 31 + "AB"
+    config = load(confdir, minimal_toml(inbound='trust_dir = "trust"\nlegacy_sha1_senders = ["000.00.00.H41"]\n'
+                                                f'certificate_organ_ids = ["{fingerprint}=000.00.00.H14"]'))
+    policy = config.inbound.verification_policy()
+    assert not policy.allow_sha1 and policy.legacy_sha1_senders == {"000.00.00.H41"}
+    assert policy.certificate_organ_ids == {"ab" * 32: "000.00.00.H14"}

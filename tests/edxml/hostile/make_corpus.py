@@ -1087,8 +1087,9 @@ def root_family(c: Corpus) -> None:
               about=f"root element {tag}")
     c.add("root-envelope-in-other-namespace",
           body.replace(f'xmlns:edXML="{NS}"', 'xmlns:edXML="urn:not-edxml"', 1),
-          refused("edxml.structure.missing"), attack=attack,
-          about="root right, envelope in another namespace: no envelope found")
+          refused("edxml.ambiguous"), attack=attack,
+          about="root right, envelope in another namespace: a name of the standard outside its "
+                "namespace is refused as ambiguous")
     c.add("root-prefixed", document(DIALECTS["alt"]), read(subject=SUBJECT), attack="tolerance",
           about="root with a prefix (q:edXML) and xsi/xsd declarations")
     for name, data in (
@@ -1402,8 +1403,8 @@ def tolerance_family(c: Corpus) -> None:
           about="decomposed (NFD) Vietnamese is read as NFC")
     c.add("odd-duplicate-subject",
           document(message_extra="        <edXML:Subject>Thứ hai</edXML:Subject>\n"),
-          read(warnings=["edxml.structure.duplicate"], subject=SUBJECT), attack=attack,
-          about="Subject twice: the first one is used, with a warning")
+          refused("edxml.ambiguous"), attack=attack,
+          about="Subject twice: two readers could take two different ones, so it is refused")
     c.add("odd-attachments-inside-envelope", document(
         atts=(), envelope_extra=f"    <AttachmentEncoded xmlns=\"{NS}\">" + _attachment(Att(), REF)
         + "</AttachmentEncoded>\n"),
