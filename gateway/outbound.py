@@ -137,8 +137,10 @@ class OutboundPipeline:
         package = await self._retry(flow, lambda: self._materialise(item, scratch))
         out = scratch / "package.edxml"
         begun = time.monotonic()
-        built = await asyncio.get_running_loop().run_in_executor(
-            ctx.pool, work.build_and_sign, item.sender, package, str(out))
+        # A worker that dies under the build (gateway.worker_died, transient) is replaced by
+        # the pool; the build runs again.
+        built = await self._retry(flow, lambda: asyncio.get_running_loop().run_in_executor(
+            ctx.pool, work.build_and_sign, item.sender, package, str(out)))
         ctx.metrics.package_seconds.labels("build_sign").observe(time.monotonic() - begun)
         if "error" in built:
             err = built["error"]
