@@ -38,7 +38,7 @@ from gateway.ledger import Ledger
 from gateway.metrics import GatewayMetrics, known_reasons
 from gateway.outbound import OutboundPipeline, RetryPolicy
 from gateway.senders import SigningSenders
-from gateway.work import KeySpec, WorkerPool, WorkerSetup
+from gateway.work import KeySpec, WorkerDied, WorkerPool, WorkerSetup
 
 log = structlog.get_logger(__name__)
 
@@ -346,14 +346,25 @@ async def _consume(consumer: EventConsumer, runner: LaneRunner, stopping: asynci
 
 
 async def watch_workers(pool: WorkerPool, health: HealthState, metrics: GatewayMetrics, *,
-                        interval: float = 1.0) -> None:
+                        interval: float = 1.0, probe_every: int = 10) -> None:
     """Readiness of the worker pool; raises (and so stops the daemon, exit 1, for its
     supervisor to restart it) once the pool cannot be recreated.
 
-    A dead worker makes the pool broken until it is replaced: not ready meanwhile.
+    A dead worker makes the pool broken until it is replaced: not ready meanwhile. A trivial
+    task is sent through the pool every `probe_every` rounds, so that workers unable to start
+    are found even when no package is waiting.
     """
+    import os
+
+    loop = asyncio.get_running_loop()
     seen = 0
+    probe: asyncio.Future[Any] | None = None
+    rounds = probed = 0
     while True:
+        if probe is not None and probe.done():
+            if not probe.cancelled() and isinstance(probe.exception(), WorkerDied):
+                log.warning("gateway.worker_probe_failed", error=str(probe.exception()))
+            probe = None
         if pool.broken:
             health.set_failed("workers", "a worker process died; the pool is being recreated")
         if not pool.heal():
@@ -364,6 +375,14 @@ async def watch_workers(pool: WorkerPool, health: HealthState, metrics: GatewayM
             seen = pool.recreated
         if not pool.broken:
             health.set_ok("workers")
+        # Probe now and then, and at once after the pool was recreated.
+        if probe is None and (rounds % probe_every == 0 or probed != pool.recreated):
+            probed = pool.recreated
+            try:
+                probe = loop.run_in_executor(pool, os.getpid)
+            except WorkerDied:
+                probe = None
+        rounds += 1
         await asyncio.sleep(interval)
 
 

@@ -213,3 +213,23 @@ async def test_soak_short_workers_killed_under_rlimit_as_lose_nothing(lab) -> No
 @pytest.mark.kafka
 async def test_soak_long_workers_killed_under_rlimit_as_lose_nothing(lab) -> None:
     await _soak(lab, packages=60, kills=15, seed=11)
+
+
+@pytest.mark.kafka
+def test_a_gateway_whose_workers_cannot_start_exits_for_its_supervisor(kafka_bootstrap,
+                                                                        tmp_path) -> None:
+    """Workers given 1 MiB of address space cannot even import: the pool breaks at each probe,
+    is given up, readiness fails, and the daemon exits 1 instead of staying up unable to
+    work."""
+    from gateway.lab import NGHE_AN, Lab
+
+    lab = Lab(tmp_path / "lab", kafka_bootstrap,
+              gateway_overrides={NGHE_AN.code: {"gateway": {"worker_memory_bytes": 1024 ** 2}}})
+    lab.start()
+    try:
+        gw = lab.start_gateway(NGHE_AN)
+        assert gw.popen.wait(timeout=RESULT_TIMEOUT) == 1
+        log = gw.log.read_text(errors="replace")
+        assert "gateway.task_failed" in log and "worker pool" in log
+    finally:
+        lab.stop()
