@@ -257,11 +257,11 @@ class InboundPoller:
         ctx.metrics.package_seconds.labels("read_verify").observe(time.monotonic() - begun)
         return result
 
-    def must_sign(self, organ_id: str | None) -> bool:
-        """Whether packages from this sender must carry a valid signature (configured, or a
-        valid signature bound to it was received before)."""
+    def must_sign(self, organ_id: str | None, kind: str) -> bool:
+        """Whether packages of this kind from this sender must carry a valid signature
+        (configured, or a valid signature bound to it was received before)."""
         return bool(organ_id) and (self.policy.configured(organ_id)  # type: ignore[arg-type]
-                                   or organ_id in self.senders)
+                                   or self.senders.signs(organ_id, kind))  # type: ignore[arg-type]
 
     def _refusal(self, item: ReceivedItem, result: dict[str, Any]) -> GatewayError | None:
         ctx = self.ctx
@@ -291,7 +291,7 @@ class InboundPoller:
         if sig["status"] == "absent" and policy != "allow-unsigned":
             return GatewayError("inbound.signature_required", "the package is not signed")
         return admission.downgrade_refusal(
-            result, must_sign=self.must_sign(admission.from_organ_id(result)))
+            result, must_sign=self.must_sign(admission.from_organ_id(result), result["kind"]))
 
     async def _accept(self, item: ReceivedItem, flow: str, event_id: str, result: dict[str, Any],
                       archived: Any, bound: Any, scratch: Path) -> GatewayError | None:
@@ -333,10 +333,10 @@ class InboundPoller:
                                 "in the store")
         await ctx.publish_retrying(lambda: ctx.publish_event(topic, event, key=key))
         learned = admission.learned_signer(result)
-        if learned is not None and learned not in self.senders:
+        if learned is not None and not self.senders.signs(learned, result["kind"]):
             serial = ((result["signature"].get("signer") or {}).get("serial"))
             if await ctx.publish_retrying(lambda: self.senders.learn(
-                    learned, axis_doc_id=item.doc_id, signer_serial=serial)):
+                    learned, result["kind"], axis_doc_id=item.doc_id, signer_serial=serial)):
                 bound.info("inbound.sender_signs", sender=learned)
         await ctx.audit_record(flow=flow, step="published", outcome="ok", agency=item.to_code,
                                axis_doc_id=item.doc_id, event_id=event_id,

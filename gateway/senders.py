@@ -1,11 +1,14 @@
-"""Remember which senders sign: a compacted topic, one entry per sender OrganId.
+"""Remember which senders sign: a compacted topic, one entry per sender and package kind.
 
 Once a package from a sender has arrived with a valid signature by that sender's own
-certificate, later packages from it must be signed too: an unsigned or placeholder-signed one
-is a downgrade (`signature.downgrade`), not a sender that never signs. The memory lives in a
-compacted Kafka topic owned by the gateway (`[topics] senders`), keyed by OrganId, so it
-survives restarts and is shared by every instance; the poller reloads it when it takes the
-poller lease. Only the first valid signature of a sender is written.
+certificate, later packages of the same kind from it must be signed too: an unsigned or
+placeholder-signed one is a downgrade (`signature.downgrade`), not a sender that never signs.
+Documents and status packages are remembered apart (`edoc/000.00.00.H55`,
+`status/000.00.00.H55`): software that signs its documents may still send its receipts through
+the reference library, which writes none. The memory lives in a compacted Kafka topic owned by
+the gateway (`[topics] senders`), so it survives restarts and is shared by every instance; the
+poller reloads it when it takes the poller lease. Only the first valid signature of a sender
+and kind is written.
 
 Senders never seen signing keep the default policy: the real axis carries unsigned receipts and
 placeholder-signed documents from the reference libraries, and they must keep flowing.
@@ -32,8 +35,9 @@ class SigningSenders:
         self._send = send
         self._known: dict[str, dict[str, Any]] = {}
 
-    def __contains__(self, organ_id: object) -> bool:
-        return organ_id in self._known
+    def signs(self, organ_id: str, kind: str) -> bool:
+        """Whether a valid signature of this kind ("edoc" or "status") has come from it."""
+        return _key(organ_id, kind) in self._known
 
     def __len__(self) -> int:
         return len(self._known)
@@ -60,13 +64,20 @@ class SigningSenders:
             known.setdefault(key, entry)
         self._known = known
 
-    async def learn(self, organ_id: str, *, axis_doc_id: str, signer_serial: str | None) -> bool:
-        """Remember that `organ_id` signs; True if it was new (and is now acknowledged)."""
-        if organ_id in self._known:
+    async def learn(self, organ_id: str, kind: str, *, axis_doc_id: str,
+                    signer_serial: str | None) -> bool:
+        """Remember that `organ_id` signs packages of `kind`; True if it was new (and is now
+        acknowledged by Kafka)."""
+        key = _key(organ_id, kind)
+        if key in self._known:
             return False
-        entry = {"organ_id": organ_id, "first_valid": time.time(), "axis_doc_id": axis_doc_id,
-                 "signer_serial": signer_serial}
+        entry = {"organ_id": organ_id, "kind": kind, "first_valid": time.time(),
+                 "axis_doc_id": axis_doc_id, "signer_serial": signer_serial}
         if self._send is not None:
-            await self._send(organ_id.encode(), json.dumps(entry, separators=(",", ":")).encode())
-        self._known[organ_id] = entry
+            await self._send(key.encode(), json.dumps(entry, separators=(",", ":")).encode())
+        self._known[key] = entry
         return True
+
+
+def _key(organ_id: str, kind: str) -> str:
+    return f"{'status' if kind == 'status' else 'edoc'}/{organ_id}"

@@ -16,7 +16,7 @@ from gateway import events
 from gateway.senders import SigningSenders
 from tests.edxml.hostile import make_corpus as corpus
 from tests.gateway.inbound_lab import (G22, H41, H55, H55_NOI_VU, document, inbound_lab,
-                                       placeholder, signed)
+                                       placeholder, signed, status)
 
 pytestmark = pytest.mark.kafka
 
@@ -127,14 +127,16 @@ async def test_a_sender_seen_signing_cannot_send_a_placeholder_afterwards(lab):
     assert len(await lab.events("inbound_documents")) == 1          # flows: not seen signing
     await lab.send(signed(document("122"), by=H55))
     await lab.poll()
-    assert H55 in lab.poller.senders
+    assert lab.poller.senders.signs(H55, "edoc")
     after = await lab.send(placeholder("123"))
     await lab.poll()
     assert (await lab.letters()) == {await lab.receiver_doc_id(after): "signature.downgrade"}
     assert await lab.axis_status(before) == "done"
     reloaded = SigningSenders(lab.settings, lab.topics["senders"], None)
     await reloaded.reload()
-    assert H55 in reloaded and H55_NOI_VU not in reloaded
+    assert reloaded.signs(H55, "edoc") and not reloaded.signs(H55_NOI_VU, "edoc")
+    # Receipts are remembered apart: the reference library writes none on status packages.
+    assert not reloaded.signs(H55, "status")
 
 
 # --- permanent vs transient: an arrived event larger than a Kafka record -----------------------
@@ -178,3 +180,30 @@ async def test_an_event_too_large_even_by_reference_is_quarantined_with_02(lab):
     assert receipt.data["message_header"]["response_for"]["organ_id"] == H55
     assert await lab.axis_status(sent) == "done"
     assert await lab.poll() == 0
+
+
+async def test_unsigned_receipts_keep_flowing_from_a_sender_seen_signing_documents(
+        tmp_path, kafka_settings, topic_factory):
+    """The reference library writes no signature on status packages, whatever the software
+    does with its documents: signing is remembered per kind."""
+    async with inbound_lab(tmp_path, kafka_settings, topic_factory,
+                           inbound={"signature_policy": "allow-unsigned"}) as lab:
+        await lab.send(signed(document("141"), by=H55))
+        await lab.poll()
+        receipt = await lab.send(status(sender=H55, about=H41), messagetype="status")
+        downgraded = await lab.send(placeholder("142"))
+        await lab.poll()
+        (arrived,) = await lab.events("inbound_receipts")
+        assert arrived.data["signature"]["status"] == "absent"
+        assert await lab.axis_status(receipt, "status") == "done"
+        assert await lab.letters() == {await lab.receiver_doc_id(downgraded):
+                                       "signature.downgrade"}
+        # Once a signed receipt has come from it, an unsigned one is a downgrade too.
+        await lab.send(signed(status(sender=H55, about=H41, code="06"), by=H55),
+                       messagetype="status")
+        await lab.poll()
+        assert lab.poller.senders.signs(H55, "status")
+        late = await lab.send(status(sender=H55, about=H41, code="05"), messagetype="status")
+        await lab.poll()
+        letters = await lab.letters()
+        assert letters[await lab.receiver_doc_id(late, "status")] == "signature.downgrade"
