@@ -210,6 +210,8 @@ class InboundPoller:
             await ctx.axis.get_edoc(item.doc_id, package)
             mark = DeliveryStatus.DONE
             try:
+                if self.deaths.get(item.doc_id, 0) >= POISON_AFTER_DEATHS:
+                    raise work.WorkerDied("not read again")   # its mark failed last time
                 result = await self._read(item, package, scratch / "attachments")
             except work.WorkerDied:
                 if self.deaths.get(item.doc_id, 0) < POISON_AFTER_DEATHS:
