@@ -8,6 +8,7 @@ before the kill, whatever the machine's speed. No sleeps decide an outcome.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import resource
@@ -231,5 +232,76 @@ def test_a_gateway_whose_workers_cannot_start_exits_for_its_supervisor(kafka_boo
         assert gw.popen.wait(timeout=RESULT_TIMEOUT) == 1
         log = gw.log.read_text(errors="replace")
         assert "gateway.task_failed" in log and "worker pool" in log
+    finally:
+        lab.stop()
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    try:
+        with open(f"/proc/{parent}/task/{parent}/children", encoding="ascii") as fh:
+            pids = [int(p) for p in fh.read().split()]
+    except OSError:
+        return []
+    out = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if b"spawn_main" in fh.read():
+                    out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+@pytest.mark.kafka
+async def test_a_running_gateway_whose_worker_is_killed_keeps_receiving(kafka_bootstrap,
+                                                                        tmp_path) -> None:
+    """Case 6 at the daemon: the OOM killer takes the receiving gateway's worker; the pool is
+    recreated and the next document arrives (the pool used to stay broken for good, every
+    later poll failing while the process stayed up)."""
+    import aiohttp
+
+    from connectors.cloudevents import CloudEvent
+    from gateway import events
+    from gateway.lab import NGHE_AN, THAI_NGUYEN, AgencyClient, Lab
+
+    lab = Lab(tmp_path / "lab", kafka_bootstrap)
+    lab.start()
+    try:
+        lab.start_gateway(THAI_NGUYEN)
+        receiving = lab.start_gateway(NGHE_AN)
+        sender = AgencyClient(lab, THAI_NGUYEN, H55)
+        recipient = AgencyClient(lab, NGHE_AN, H41)
+
+        async def exchange(number: str) -> CloudEvent:
+            doc = sender.document(to=[(H41, "UBND tỉnh Nghệ An")], number=number,
+                                  notation="UBND-VP", subject=f"Văn bản số {number}",
+                                  attachments=[sender.attachment("a.pdf", b"%PDF-1.4\n%%EOF\n")])
+            key = doc["message_header"]["document_id"]
+            await sender.publish(events.DOCUMENT_SEND, doc, key=key)
+            (event,) = await recipient.wait_for(
+                "inbound_documents",
+                lambda e: e.data["package"]["message_header"]["document_id"] == key)
+            return event
+
+        await exchange("501")                  # the receiving gateway's worker is running
+        (worker,) = _spawned_workers(receiving.popen.pid)
+        os.kill(worker, signal.SIGKILL)
+        arrived = await exchange("502")
+        assert arrived.data["signature"]["status"] == "valid"
+        assert receiving.alive()
+        assert worker not in _spawned_workers(receiving.popen.pid)
+        url = next(json.loads(line)["http"] for line in
+                   receiving.log.read_text(errors="replace").splitlines()
+                   if '"gateway.starting"' in line)
+        text = ""
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):       # the watcher counts the recreation on its next round
+                async with session.get(url + "/metrics") as resp:
+                    text = await resp.text()
+                if "edoc_gateway_worker_pool_recreated_total 1.0" in text:
+                    break
+                await asyncio.sleep(0.1)
+        assert "edoc_gateway_worker_pool_recreated_total 1.0" in text
     finally:
         lab.stop()
