@@ -251,6 +251,8 @@ class InboundPoller:
                     ctx.pool, work.read_and_verify_bounded, str(package), str(attachments))
             except work.WorkerDied:
                 shutil.rmtree(attachments, ignore_errors=True)
+                if getattr(ctx.pool, "failed", None):
+                    raise    # the pool is given up (the daemon is stopping): not this package
                 self.deaths[item.doc_id] = deaths + 1
                 ctx.metrics.retry("inbound-worker", "gateway.worker_died")
                 log.warning("inbound.worker_died", axis_doc_id=item.doc_id,
