@@ -207,3 +207,33 @@ async def test_unsigned_receipts_keep_flowing_from_a_sender_seen_signing_documen
         await lab.poll()
         letters = await lab.letters()
         assert letters[await lab.receiver_doc_id(late, "status")] == "signature.downgrade"
+
+
+async def test_the_instance_that_takes_the_lease_knows_the_senders_learnt_before(lab):
+    """Another instance learnt that H55 signs; the one taking the poller lease reloads the
+    senders topic before its first poll, so H55's placeholder is still a downgrade there."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from gateway.inbound import InboundPoller
+
+    await lab.send(signed(document("151"), by=H55))
+    await lab.poll()
+    successor = InboundPoller(ctx=lab.ctx, senders=SigningSenders(
+        lab.settings, lab.topics["senders"], None))          # started before the learning
+    assert not successor.senders.signs(H55, "edoc")
+    late = await lab.send(placeholder("152"))
+    stopping = asyncio.Event()
+    first_poll = successor.poll_once
+
+    async def poll_once_then_stop() -> int:
+        try:
+            return await first_poll()
+        finally:
+            stopping.set()
+
+    successor.poll_once = poll_once_then_stop  # type: ignore[method-assign]
+    held = asyncio.Event()
+    held.set()
+    await successor.run(SimpleNamespace(held=held), stopping)
+    assert (await lab.letters())[await lab.receiver_doc_id(late)] == "signature.downgrade"
