@@ -71,6 +71,8 @@ STEPS: dict[str, str] = {
     "published": "an inbound event was published for the recipient agency",
     "quarantined": "an inbound package failed verification and was kept aside (reason set)",
     "marked-done": "the axis message was marked done",
+    "marked-fail": "the axis message was marked fail: the gateway gave up on it (reason in the "
+                   "quarantine record before it)",
     "replayed": "a dead letter was published again to its original topic",
     "chain-opened": "first record of a chain run",
     "chain-closed": "last record of a chain run, written at a graceful stop",

@@ -136,6 +136,7 @@ DEFAULT_TOPICS: dict[str, str] = {
     "deadletter": "edoc.deadletter",
     "ledger": "edoc.gateway.ledger",
     "poller": "edoc.gateway.poller",
+    "senders": "edoc.gateway.senders",
 }
 
 SIGNATURE_POLICIES = ("require-valid", "allow-placeholder", "allow-unsigned")
@@ -152,6 +153,9 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "instance_id": Key("str", None, doc="this instance's name (audit chain, logs); "
                            "default hostname-pid"),
         "workers": Key("int", 2, minimum=1, doc="processes for building, signing, verifying"),
+        "worker_memory_bytes": Key("int", 2 * 1024 ** 3, minimum=0,
+                                   doc="address-space limit (RLIMIT_AS) of each worker process; "
+                                   "0 for none"),
         "shutdown_grace_seconds": _seconds(20.0, "time to finish in-flight work on SIGTERM"),
     },
     "http": {
@@ -227,6 +231,12 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "reject_with_status": Key("bool", True, doc="answer a refused package with status 02"),
         "max_attachment_bytes": Key("int", 2 * 1024 ** 3, minimum=1,
                                     doc="largest decoded attachment accepted"),
+        "signing_senders": Key("strs", (), doc="OrganId patterns (shell-style, e.g. *.H41) of "
+                               "senders that must sign: an unsigned or placeholder-signed "
+                               "package from them is refused (signature.downgrade)"),
+        "max_event_bytes": Key("int", 900_000, minimum=65_536,
+                               doc="largest arrived event published inline; above it the "
+                               "document's Content goes to the store (content_ref)"),
     },
     "store": {
         "root": Key("path", exists="dir", doc="attachment store and package archive"),
@@ -267,6 +277,7 @@ class GatewaySection:
     instance_id: str
     workers: int = 2
     shutdown_grace_seconds: float = 20.0
+    worker_memory_bytes: int = 2 * 1024 ** 3
 
 
 @dataclass(frozen=True)
@@ -335,6 +346,7 @@ class TopicsSection:
     deadletter: str = DEFAULT_TOPICS["deadletter"]
     ledger: str = DEFAULT_TOPICS["ledger"]
     poller: str = DEFAULT_TOPICS["poller"]
+    senders: str = DEFAULT_TOPICS["senders"]
 
     def inbound_topic(self, kind: str, organ_id: str) -> str:
         """The topic for an inbound event for `organ_id`: `kind` is "documents" or "receipts".
@@ -411,6 +423,8 @@ class InboundSection:
     certificate_organ_ids: tuple[str, ...] = ()
     reject_with_status: bool = True
     max_attachment_bytes: int = 2 * 1024 ** 3
+    signing_senders: tuple[str, ...] = ()
+    max_event_bytes: int = 900_000
 
     def accepts(self, signature_status: str) -> bool:
         """Whether a package whose signature verdict has this status may be published."""
@@ -845,6 +859,10 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
             raise loader.error("config.invalid", f"inbound.certificate_organ_ids[{i}]",
                                "expected 'SHA256-FINGERPRINT=OrganId' (64 hex digits, colons "
                                "allowed)")
+    if inbound.max_event_bytes > 1_000_000:
+        # The producer's request limit (1 MiB) must hold the record with its headers.
+        raise loader.error("config.invalid", "inbound.max_event_bytes", "must not exceed "
+                           "1000000 (the producer's request limit is 1 MiB)")
     store = StoreSection(**values["store"])
 
     agencies = _agencies(loader, data.get("agencies", []), store)

@@ -37,11 +37,13 @@ from gateway.lanes import LaneRunner
 from gateway.ledger import Ledger
 from gateway.metrics import GatewayMetrics, known_reasons
 from gateway.outbound import OutboundPipeline, RetryPolicy
-from gateway.work import KeySpec, WorkerSetup, make_pool
+from gateway.senders import SigningSenders
+from gateway.work import KeySpec, WorkerDied, WorkerPool, WorkerSetup
 
 log = structlog.get_logger(__name__)
 
 PIPELINE_REASON_MODULES = ("gateway.outbound", "gateway.inbound", "gateway.events",
+                           "gateway.admission", "gateway.work",
                            "connectors.store", "connectors.cloudevents")
 
 
@@ -148,7 +150,8 @@ def topic_specs(config: GatewayConfig) -> list[TopicSpec]:
              TopicSpec(t.delivery, partitions=6), TopicSpec(t.audit, partitions=3),
              TopicSpec(t.deadletter, partitions=1),
              TopicSpec(t.ledger, partitions=6, config={"cleanup.policy": "compact"}),
-             TopicSpec(t.poller, partitions=1)]
+             TopicSpec(t.poller, partitions=1),
+             TopicSpec(t.senders, partitions=1, config={"cleanup.policy": "compact"})]
     for topic in config.inbound_topics():
         specs.append(TopicSpec(topic, partitions=6))
     return specs
@@ -182,7 +185,8 @@ def worker_setup(config: GatewayConfig) -> WorkerSetup:
                        max_attachment_bytes=inbound.max_attachment_bytes,
                        legacy_sha1_senders=inbound.legacy_sha1_senders,
                        certificate_organ_ids=tuple(inbound.certificate_organ_id_map().items()),
-                       require_crl=inbound.require_crl)
+                       require_crl=inbound.require_crl,
+                       memory_limit_bytes=config.gateway.worker_memory_bytes or None)
 
 
 async def _directory(axis: Any) -> Callable[[str], bool] | None:
@@ -209,7 +213,7 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry, reasons=known_reasons(PIPELINE_REASON_MODULES),
                              agencies=config.agency_ids)
-    health = HealthState(("kafka", "axis", "keys"))
+    health = HealthState(("kafka", "axis", "keys", "workers"))
     http = await start_http_server(registry, health, host=config.http.host, port=config.http.port)
     log.info("gateway.starting", instance=config.gateway.instance_id, http=http.url,
              agencies=sorted(config.agency_ids), systemid=config.axis.systemid)
@@ -246,7 +250,8 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
         await producer.send_record(config.topics.ledger, KafkaRecord(key=key, value=value))
 
     ledger = Ledger(settings, config.topics.ledger, ledger_send)
-    pool = make_pool(worker_setup(config), config.gateway.workers)
+    pool = WorkerPool(worker_setup(config), config.gateway.workers)
+    health.set_ok("workers")
     axis = InstrumentedAxis(AxisClient(config.axis.client_config()), metrics)
     store = file_store(config)
     r = config.retry
@@ -283,6 +288,7 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
         asyncio.create_task(_consume(consumer, runner, stopping), name="consume"),
         asyncio.create_task(runner.commit_loop(), name="commit"),
         asyncio.create_task(_watch(ctx, health, runner, consumer), name="watch"),
+        asyncio.create_task(watch_workers(pool, health, metrics), name="workers"),
     ]
     lease = None
     if config.axis.poll:
@@ -290,8 +296,12 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
                             f"{config.kafka.group_id}.poller.{config.axis.systemid}",
                             session_timeout_ms=int(config.kafka.session_timeout_seconds * 1000))
         await lease.start()
-        tasks.append(asyncio.create_task(InboundPoller(ctx=ctx).run(lease, stopping),
-                                         name="inbound"))
+        async def senders_send(key: bytes, value: bytes) -> None:
+            await producer.send_record(config.topics.senders, KafkaRecord(key=key, value=value))
+
+        senders = SigningSenders(settings, config.topics.senders, senders_send)
+        tasks.append(asyncio.create_task(
+            InboundPoller(ctx=ctx, senders=senders).run(lease, stopping), name="inbound"))
     metrics.up.set(1)
     log.info("gateway.ready")
 
@@ -343,6 +353,47 @@ async def _consume(consumer: EventConsumer, runner: LaneRunner, stopping: asynci
         failed = runner.failed_lanes()
         if failed:
             raise RuntimeError(f"a lane failed: {failed[0]!r}")
+
+
+async def watch_workers(pool: WorkerPool, health: HealthState, metrics: GatewayMetrics, *,
+                        interval: float = 1.0, probe_every: int = 10) -> None:
+    """Readiness of the worker pool; raises (and so stops the daemon, exit 1, for its
+    supervisor to restart it) once the pool cannot be recreated.
+
+    A dead worker makes the pool broken until it is replaced: not ready meanwhile. A trivial
+    task is sent through the pool every `probe_every` rounds, so that workers unable to start
+    are found even when no package is waiting.
+    """
+    import os
+
+    loop = asyncio.get_running_loop()
+    seen = 0
+    probe: asyncio.Future[Any] | None = None
+    rounds = probed = 0
+    while True:
+        if probe is not None and probe.done():
+            if not probe.cancelled() and isinstance(probe.exception(), WorkerDied):
+                log.warning("gateway.worker_probe_failed", error=str(probe.exception()))
+            probe = None
+        if pool.broken:
+            health.set_failed("workers", "a worker process died; the pool is being recreated")
+        if not pool.heal():
+            health.set_failed("workers", pool.failed or "the worker pool failed")
+            raise RuntimeError(f"worker pool: {pool.failed}")
+        if pool.recreated != seen:
+            metrics.worker_pool_recreated.inc(pool.recreated - seen)
+            seen = pool.recreated
+        if not pool.broken:
+            health.set_ok("workers")
+        # Probe now and then, and at once after the pool was recreated.
+        if probe is None and (rounds % probe_every == 0 or probed != pool.recreated):
+            probed = pool.recreated
+            try:
+                probe = loop.run_in_executor(pool, os.getpid)
+            except WorkerDied:
+                probe = None
+        rounds += 1
+        await asyncio.sleep(interval)
 
 
 async def _watch(ctx: Context, health: HealthState, runner: LaneRunner,

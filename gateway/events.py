@@ -937,13 +937,39 @@ def _warnings(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{k: v for k, v in w.items() if v is not None} for w in result.get("warnings", ())]
 
 
+CONTENT_MEDIA_TYPE = "text/plain; charset=utf-8"
+
+
+def record_bytes(event: CloudEvent, key: bytes | str | None) -> int:
+    """How many bytes the event takes as a Kafka record (key, value and headers): what the
+    broker's message limit is measured against, give or take the batch framing."""
+    record = event.to_record(key)
+    return (len(record.key or b"") + len(record.value or b"")
+            + sum(len(name) + len(value) for name, value in record.headers))
+
+
+def document_content(result: Mapping[str, Any]) -> str | None:
+    """The document's Content (its summary) as read, if any."""
+    header = (result.get("package") or {}).get("message_header") or {}
+    content = header.get("content")
+    return content if isinstance(content, str) and content else None
+
+
 def document_arrived(*, event_id: str, item: Any, result: Mapping[str, Any],
                      stored: Sequence[Any], archived: Any, source: str,
-                     time: datetime | None = None) -> CloudEvent:
+                     time: datetime | None = None, content_ref: Any = None) -> CloudEvent:
     """A document arrived for `item.to_code`: the package (JSON form), each attachment by
     reference into the store (`stored`, in order of the attachments read without error), the
-    signature verdict and the archived package."""
+    signature verdict and the archived package.
+
+    With `content_ref` (the document's Content put in the store, claim check), the package's
+    `message_header.content` is left out and `content_ref` points to it (uri, sha256, size):
+    the event then stays under the broker's message limit whatever the Content's size."""
     package = dict(result["package"])
+    if content_ref is not None:
+        header = dict(package.get("message_header") or {})
+        header.pop("content", None)
+        package["message_header"] = header
     package["attachments"] = [{k: v for k, v in a.items() if k != "path"}
                               for a in package.get("attachments", ())]
     refs = iter(stored)
@@ -963,6 +989,9 @@ def document_arrived(*, event_id: str, item: Any, result: Mapping[str, Any],
             "attachments": attachments, "signature": _signature(result["signature"]),
             "package_uri": archived.uri, "package_sha256": result["sha256"],
             "warnings": _warnings(result)}
+    if content_ref is not None:
+        data["content_ref"] = {"uri": content_ref.uri, "sha256": content_ref.sha256,
+                               "size": content_ref.size, "media_type": CONTENT_MEDIA_TYPE}
     return _event(DOCUMENT_ARRIVED, id=event_id, source=source, data=data, time=time,
                   subject=document_id_of(result), agency=item.to_code)
 

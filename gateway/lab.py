@@ -84,7 +84,8 @@ def topics_for(province: Province) -> dict[str, str]:
         ("audit", "edoc.audit"),
         ("deadletter", "edoc.deadletter"),
         ("ledger", "edoc.gateway.ledger"),
-        ("poller", "edoc.gateway.poller"))}
+        ("poller", "edoc.gateway.poller"),
+        ("senders", "edoc.gateway.senders"))}
 
 
 def _toml(value: Any) -> str:

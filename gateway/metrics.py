@@ -104,6 +104,9 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("consumer_lag", "edoc_gateway_consumer_lag", "gauge",
                "Records on the input topic not yet processed by this instance's consumer "
                "group (sum over its assigned partitions), by topic.", ("topic",)),
+    MetricSpec("worker_pool_recreated", "edoc_gateway_worker_pool_recreated_total", "counter",
+               "Times the worker process pool was recreated after a worker died (signal, OOM "
+               "killer, crash)."),
     MetricSpec("up", "edoc_gateway_up", "gauge",
                "1 while the daemon runs (set at start, 0 at shutdown)."),
     MetricSpec("build", "edoc_gateway_build_info", "info",

@@ -254,11 +254,16 @@ class OutboundPipeline:
         package = await self._retry(flow, lambda: self._materialise(item, scratch))
         out = scratch / "package.edxml"
         begun = time.monotonic()
-        try:
-            built = await asyncio.get_running_loop().run_in_executor(
-                ctx.pool, work.build_and_sign, item.sender, package, str(out))
-        except OSError as exc:  # the worker could not read a copy or write the package
-            raise ScratchLost(exc, "build the package in") from None
+        # A worker that dies under the build (gateway.worker_died, transient) is replaced by
+        # the pool; the build runs again. A scratch space that fails under it is built anew.
+        async def build() -> dict[str, Any]:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    ctx.pool, work.build_and_sign, item.sender, package, str(out))
+            except OSError as exc:  # the worker could not read a copy or write the package
+                raise ScratchLost(exc, "build the package in") from None
+
+        built = await self._retry(flow, build)
         ctx.metrics.package_seconds.labels("build_sign").observe(time.monotonic() - begun)
         if "error" in built:
             err = built["error"]

@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
-from edxml.errors import EdxmlError
+from edxml.errors import EdxmlError, GatewayError
 from edxml.reader import file_digest
+
+REASONS = {
+    "gateway.worker_died": (True, "a worker process died under the task (signal, OOM killer, "
+                                  "crash); the pool is recreated and the task runs again"),
+    "package.memory_limit": (False, "reading the package needed more memory than a worker may "
+                                    "use ([gateway] worker_memory_bytes)"),
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,9 @@ class WorkerSetup:
     certificate_organ_ids: tuple[tuple[str, str], ...] = ()
     """(SHA-256 fingerprint, OrganId) for signing certificates without a UID."""
     require_crl: bool = False
+    memory_limit_bytes: int | None = None
+    """RLIMIT_AS of each worker: a package that needs more fails in its worker (MemoryError,
+    or the worker dies), never in the gateway's main process."""
 
 
 _SIGNERS: dict[str, Any] = {}
@@ -68,6 +81,11 @@ def init_worker(setup: WorkerSetup) -> None:
 
     # Ctrl-C in a terminal reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if setup.memory_limit_bytes:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (setup.memory_limit_bytes,
+                                                setup.memory_limit_bytes))
     _SETUP = setup
     _SIGNERS.clear()
     for spec in setup.keys:
@@ -167,6 +185,24 @@ def read_and_verify(path: str, attachments_dir: str) -> dict[str, Any]:
     }
 
 
+def read_and_verify_bounded(path: str, attachments_dir: str) -> dict[str, Any]:
+    """`read_and_verify` under the worker's memory limit (RLIMIT_AS, set at start).
+
+    A package that needs more memory than a worker may use fails here with MemoryError; the
+    same package would fail the same way again, so it is a refusal (`package.memory_limit`),
+    not a retry. What the reader had written is removed.
+    """
+    try:
+        return read_and_verify(path, attachments_dir)
+    except MemoryError:
+        import shutil
+
+        shutil.rmtree(attachments_dir, ignore_errors=True)
+        return {"error": {"reason": "package.memory_limit", "where": None,
+                          "message": "reading the package needed more memory than a worker "
+                                     "may use ([gateway] worker_memory_bytes)"}}
+
+
 def _empty_trust() -> Any:
     from edxml.trust import TrustStore
 
@@ -182,6 +218,131 @@ def make_pool(setup: WorkerSetup, workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=max(1, workers),
                                mp_context=multiprocessing.get_context("spawn"),
                                initializer=init_worker, initargs=(setup,))
+
+
+class WorkerDied(GatewayError):
+    """A worker process died under a task (killed by a signal, the OOM killer, a crash).
+
+    Transient for the task (the pool is recreated and the task may run again); the inbound
+    pipeline counts deaths per package and quarantines one that kills workers twice.
+    """
+
+    transient = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__("gateway.worker_died", message)
+
+
+class WorkerPool(Executor):
+    """A process pool that heals itself: when a worker dies, the broken pool is replaced.
+
+    `concurrent.futures.ProcessPoolExecutor` marks itself broken for good when one worker dies
+    (every pending and later task fails with BrokenProcessPool). This executor fails only the
+    tasks that were in the broken pool, with `WorkerDied`, and runs later tasks in a new pool.
+    It gives up (`failed`) after `max_consecutive_breaks` breaks with no task finishing in
+    between: a pool that cannot even start (a bad key file, no memory) does not loop; the
+    daemon then reports not ready and exits for its supervisor.
+    """
+
+    def __init__(self, setup: WorkerSetup, workers: int, *,
+                 factory: Callable[[WorkerSetup, int], ProcessPoolExecutor] | None = None,
+                 max_consecutive_breaks: int = 5) -> None:
+        self._setup = setup
+        self._workers = workers
+        self._factory = factory or make_pool
+        # Re-entrant: shutting a broken pool down cancels its futures, whose callbacks (settle)
+        # run at once in the same thread and take the lock again.
+        self._lock = threading.RLock()
+        self._pool = self._factory(setup, workers)
+        self._broken: ProcessPoolExecutor | None = None
+        self._consecutive = 0
+        self._max_consecutive = max_consecutive_breaks
+        self.recreated = 0
+        self.failed: str | None = None
+        self._closed = False
+        self._in_flight = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        outer: Future[Any] = Future()
+        with self._lock:
+            if self.failed is not None:
+                raise WorkerDied(self.failed)
+            if self._closed:
+                raise RuntimeError("the worker pool is shut down")
+            pool = self._current()
+            try:
+                inner = pool.submit(fn, *args, **kwargs)
+            except BrokenProcessPool:
+                self._broken = pool
+                pool = self._current()
+                inner = pool.submit(fn, *args, **kwargs)
+            self._in_flight += 1
+
+        def settle(done: Future[Any]) -> None:
+            with self._lock:
+                self._in_flight -= 1
+            if done.cancelled():
+                if self._closed:
+                    outer.cancel()
+                else:    # cancelled with its broken pool: it never ran
+                    outer.set_exception(WorkerDied("a worker process died before the task "
+                                                   "could run"))
+                return
+            exc = done.exception()
+            if isinstance(exc, BrokenProcessPool):
+                with self._lock:
+                    if self._broken is None and pool is self._pool:
+                        self._broken = pool
+                outer.set_exception(WorkerDied(f"a worker process died while running "
+                                               f"{getattr(fn, '__name__', 'a task')}"))
+            elif exc is not None:
+                outer.set_exception(exc)
+            else:
+                with self._lock:
+                    self._consecutive = 0
+                outer.set_result(done.result())
+
+        inner.add_done_callback(settle)
+        return outer
+
+    def _current(self) -> ProcessPoolExecutor:
+        """The pool to use, replacing a broken one (called with the lock held)."""
+        if self._broken is not None and self._broken is self._pool:
+            self._broken.shutdown(wait=False, cancel_futures=True)
+            self._consecutive += 1
+            if self._consecutive > self._max_consecutive:
+                self.failed = (f"the worker pool broke {self._consecutive} times in a row with "
+                               "no task finishing")
+                raise WorkerDied(self.failed)
+            self._pool = self._factory(self._setup, self._workers)
+            self.recreated += 1
+        self._broken = None
+        return self._pool
+
+    @property
+    def in_flight(self) -> int:
+        """Tasks submitted and not finished."""
+        return self._in_flight
+
+    @property
+    def broken(self) -> bool:
+        return self._broken is not None or self.failed is not None
+
+    def heal(self) -> bool:
+        """Replace a broken pool now rather than at the next task; False once given up."""
+        with self._lock:
+            if self.failed is None and self._broken is not None:
+                try:
+                    self._current()
+                except WorkerDied:
+                    pass
+        return self.failed is None
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+        pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 def cpu_count() -> int:

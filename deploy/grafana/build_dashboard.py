@@ -220,6 +220,11 @@ def build() -> dict[str, Any]:
                  "percentile.",
                  q(quantile(0.95, "edoc_gateway_package_seconds", "operation"), "p95 {{operation}}"),
                  unit="s"), 12, 8)
+    L.add(series("Worker pool recreated", "Times a worker process died (OOM killer, signal, "
+                 "crash) and the pool was recreated; a package that kills workers twice is "
+                 "quarantined as package.poison (docs/hostile-inputs.md).",
+                 q(f"sum by (instance) (increase(edoc_gateway_worker_pool_recreated_total{{{SEL}}}"
+                   f"[$__rate_interval]))", "{{instance}}"), bars=True), 24, 6)
 
     L.row("National axis")
     L.add(series("Axis call latency by operation (p95)", "95th percentile of axis API calls.",

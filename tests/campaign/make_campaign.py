@@ -150,6 +150,9 @@ def reader_corpus_cases(creds: Credentials) -> Iterator[InboundCase]:
                               messagetype, axis_may_refuse=True)
             continue
         errors = [a["error"] for a in exp.get("attachments", []) if a.get("error")]
+        if not is_status and RECIPIENT.encode() not in data:
+            # Read, but not addressed to the agency the axis delivers it to.
+            errors = ["package.not_addressed"]
         expect = errors[0] if errors else PUBLISHED
         try:
             signed = sign(data, creds.sender)
@@ -319,9 +322,10 @@ def signature_cases(creds: Credentials) -> Iterator[InboundCase]:
                     lambda num, d: signed(num, d).replace(
                         f"<{d.p}Subject>".encode(), f"<!-- x --><{d.p}Subject>".encode(), 1),
                     PUBLISHED, ("ref",))
+    # The signer is the sender: a valid signature by another agency binds nothing to From.
     yield from case("signed-by-other-agency", "validly signed by another trusted agency than From",
                     lambda num, d: sign(_document(num, d=d).encode(), creds.other_agency),
-                    PUBLISHED, ("ref",))
+                    "signature.signer_mismatch", ("ref",))
 
 
 def _swap_value(target: bytes, donor: bytes) -> bytes:
@@ -514,11 +518,11 @@ def identifier_cases(creds: Credentials) -> Iterator[InboundCase]:
         data = _document(number, header_set={"DocumentId": value}).encode()
         yield InboundCase(f"id-document-id-{label}", "identifier",
                           f"DocumentId with {label}", sign(data, creds.sender), expect)
-    # The reader is lenient with OrganIds that are merely odd (a warning; routing is the axis's
-    # list entry), strict with unsafe ones.
-    for label, value, expect in (("lowercase", "000.00.00.h41", PUBLISHED),
-                                 ("short", "000.00.H41", PUBLISHED),
-                                 ("unicode-digits", "٠٠٠.٠٠.٠٠.H41", PUBLISHED),
+    # The reader is lenient with OrganIds that are merely odd (a warning), strict with unsafe
+    # ones; the pipeline then requires the receiving agency, exactly, among To.
+    for label, value, expect in (("lowercase", "000.00.00.h41", "package.not_addressed"),
+                                 ("short", "000.00.H41", "package.not_addressed"),
+                                 ("unicode-digits", "٠٠٠.٠٠.٠٠.H41", "package.not_addressed"),
                                  ("spaces", "000 00 00 H41", "edxml.value.organ_id"),
                                  ("path", "../../H41", "edxml.value.organ_id"),
                                  ("sql", "000.00.00.H41' OR '1'='1", "edxml.value.organ_id"),

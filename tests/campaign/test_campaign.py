@@ -13,6 +13,7 @@ import json
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -21,7 +22,7 @@ from connectors.store import FileStore
 from edxml.errors import GatewayError
 from edxml.pki import init_test_pki
 from edxml.signature import Signer
-from gateway import events, work
+from gateway import admission, events, work
 from tests.campaign import make_campaign as mc
 
 AGENCIES = (("000.00.00.H55", "UBND tỉnh Thái Nguyên"), ("000.00.02.H55", "Sở Nội vụ"),
@@ -66,16 +67,26 @@ def worker() -> None:
                                       crl_files=(str(_PKI.crl),), allow_sha1=False))
 
 
+# The axis's list entry of every campaign case: sent by SENDER, delivered to RECIPIENT.
+_ITEM = SimpleNamespace(from_code=mc.SENDER, to_code=mc.RECIPIENT)
+
+
 def _gateway_outcome(result: dict) -> str:
     """The refusal order of gateway.inbound.InboundPoller._refusal under require-valid."""
     if "error" in result:
         return result["error"]["reason"]
+    binding = admission.binding_refusal(_ITEM, result, kind=result["kind"])
+    if binding is not None:
+        return binding.reason
     errors = [a["error"]["reason"] for a in result["attachments"] if a["error"]]
     if errors:
         return errors[0]
     sig = result["signature"]
     if sig["status"] == "invalid":
         return sig["reason"]
+    signer = admission.signer_refusal(result)
+    if signer is not None:
+        return signer.reason
     return mc.PUBLISHED if sig["status"] == "valid" else "inbound.signature_required"
 
 
