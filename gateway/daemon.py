@@ -205,10 +205,10 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
              agencies=sorted(config.agency_ids), systemid=config.axis.systemid)
 
     signers = await asyncio.to_thread(load_signers, config)
-    now = datetime.now(timezone.utc)
     for organ_id, signer in signers.items():
-        days = (signer.certificate.not_valid_after_utc - now).total_seconds() / 86400
-        metrics.certificate_expiry_days.labels(organ_id).set(round(days, 2))
+        metrics.certificate_not_after.labels(organ_id).set(
+            signer.certificate.not_valid_after_utc.timestamp())
+    crl_gauges(config, metrics)
     health.set_ok("keys")
 
     settings = config.kafka.settings()
@@ -350,6 +350,23 @@ async def _watch(ctx: Context, health: HealthState, runner: LaneRunner,
         for topic, lag in (await consumer.lag()).items():
             ctx.metrics.consumer_lag.labels(topic).set(lag)
         await asyncio.sleep(10)
+
+
+def crl_gauges(config: GatewayConfig, metrics: GatewayMetrics) -> None:
+    """nextUpdate of each configured CRL file; an unreadable file is logged, not fatal (the
+    trust store reports it when it is used)."""
+    from cryptography import x509
+
+    for path in config.inbound.crl_files:
+        try:
+            data = path.read_bytes()
+            crl = x509.load_pem_x509_crl(data) if b"-----BEGIN" in data[:100] \
+                else x509.load_der_x509_crl(data)
+        except (OSError, ValueError) as exc:
+            log.warning("gateway.crl_unreadable", crl=path.name, error=str(exc)[:200])
+            continue
+        if crl.next_update_utc is not None:
+            metrics.crl_next_update.labels(path.name).set(crl.next_update_utc.timestamp())
 
 
 def default_instance_id() -> str:

@@ -22,7 +22,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 MAX_REASON_CHARS = 200
 NOT_CHECKED = "not checked yet"
@@ -87,8 +88,9 @@ def make_app(registry: CollectorRegistry, health: HealthState) -> web.Applicatio
     """The aiohttp application (also usable with aiohttp's test client)."""
 
     async def metrics(request: web.Request) -> web.Response:
-        body = generate_latest(registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        # OpenMetrics when the scraper asks for it (Prometheus does, by Accept), else text 0.0.4.
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encoder(registry), headers={"Content-Type": content_type})
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
