@@ -252,12 +252,9 @@ def _create(spec: MetricSpec, registry: CollectorRegistry) -> Counter | Gauge | 
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from gateway.ops.version import gateway_version
 
-    try:
-        return version("edoc-gateway")
-    except PackageNotFoundError:
-        return "unknown"
+    return gateway_version()
 
 
 __all__ = ["GatewayMetrics", "METRICS", "METRIC_NAMES", "MetricSpec", "NO_REASON",
