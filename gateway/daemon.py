@@ -36,6 +36,8 @@ from gateway.inbound import InboundPoller, PollerLease
 from gateway.lanes import LaneRunner
 from gateway.ledger import Ledger
 from gateway.metrics import GatewayMetrics, known_reasons
+from gateway.ops.console import console_for, keep_index_fresh
+from gateway.ops.index import TopicSource
 from gateway.outbound import OutboundPipeline, RetryPolicy
 from gateway.work import KeySpec, WorkerSetup, make_pool
 
@@ -200,8 +202,11 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
     metrics = GatewayMetrics(registry, reasons=known_reasons(PIPELINE_REASON_MODULES),
                              agencies=config.agency_ids)
     health = HealthState(("kafka", "axis", "keys"))
-    http = await start_http_server(registry, health, host=config.http.host, port=config.http.port)
+    console = console_for(config, health)
+    http = await start_http_server(registry, health, host=config.http.host, port=config.http.port,
+                                   setup=console.setup if console is not None else None)
     log.info("gateway.starting", instance=config.gateway.instance_id, http=http.url,
+             console=f"{http.url}/" if console is not None else None,
              agencies=sorted(config.agency_ids), systemid=config.axis.systemid)
 
     signers = await asyncio.to_thread(load_signers, config)
@@ -209,6 +214,9 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
         metrics.certificate_not_after.labels(organ_id).set(
             signer.certificate.not_valid_after_utc.timestamp())
     crl_gauges(config, metrics)
+    if console is not None:
+        console.state.certificates = {organ_id: signer.certificate.not_valid_after_utc
+                                      for organ_id, signer in signers.items()}
     health.set_ok("keys")
 
     settings = config.kafka.settings()
@@ -274,6 +282,10 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
         asyncio.create_task(runner.commit_loop(), name="commit"),
         asyncio.create_task(_watch(ctx, health, runner, consumer), name="watch"),
     ]
+    if console is not None:
+        tasks.append(asyncio.create_task(keep_index_fresh(
+            console.state, settings, [TopicSource.from_config(config)], stopping),
+            name="console-index"))
     lease = None
     if config.axis.poll:
         lease = PollerLease(settings, config.topics.poller,
