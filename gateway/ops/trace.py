@@ -131,17 +131,19 @@ def state_of(facts: Sequence[Fact], now: datetime | None = None) -> TraceState:
 
     if "15" in seen:
         return make("revoked", "revoked: the recipient agreed (15) to give the document back")
+    # (Each summary starts with words of its state: `trace` prints "state: <summary>".)
     if "16" in seen:
         return make("revocation-refused", "revocation refused by the recipient (16)")
     if "13" in seen:
-        return make("revocation-requested", "revocation asked (13)", "15 or 16 from the recipient")
+        return make("revocation-requested", "revocation requested (13)",
+                    "15 or 16 from the recipient")
     if "02" in seen:
         return make("rejected", "rejected by the recipient (02)")
     if "06" in seen:
         return make("completed", "completed: the recipient finished handling it (06)")
     if seen:
         last = max(seen, key=lambda c: c)
-        return make("in-progress", f"received; latest receipt {last} ({status_label(last)})",
+        return make("in-progress", f"in progress: latest receipt {last} ({status_label(last)})",
                     "06 (Hoàn thành)")
     if sent or arrived:
         moment = parse_time(sent_at or arrived[0].time) or now
@@ -149,14 +151,15 @@ def state_of(facts: Sequence[Fact], now: datetime | None = None) -> TraceState:
     if letters:
         last_letter = letters[-1]
         if any(r.time >= last_letter.time for r in replays):
-            return make("replayed", f"dead-lettered ({last_letter.reason}) and replayed; not "
-                        "sent yet", "the gateway to send it")
+            return make("replayed", f"replayed after a dead letter ({last_letter.reason}); "
+                        "not sent yet", "the gateway to send it")
         return make("dead-lettered", f"dead-lettered: {last_letter.reason}",
                     "a fix, then `edoc-gateway dlq replay`")
     if any(f.kind == "delivery.failed" for f in facts):
         failed = [f for f in facts if f.kind == "delivery.failed"][-1]
         return make("failed", f"failed: {failed.reason}")
-    return make("awaiting-send", "taken in, not sent yet", "the axis to accept it")
+    return make("awaiting-send", "awaiting send: taken in, not sent yet",
+                "the axis to accept it")
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ class Trace:
         for fact, text in self.lines:
             moment = fact.moment.strftime("%Y-%m-%d %H:%M:%S")
             out.append(f"  {moment}  {fact.source:<12} {text}")
-        out.append(f"state: {self.state.state}: {self.state.summary}"
+        out.append(f"state: {self.state.summary}"
                    + (f"; awaiting {self.state.awaited}" if self.state.awaited else ""))
         return "\n".join(out)
 
