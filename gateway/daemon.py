@@ -38,6 +38,7 @@ from gateway.ledger import Ledger
 from gateway.metrics import GatewayMetrics, known_reasons
 from gateway.ops.console import console_for, keep_index_fresh
 from gateway.ops.index import TopicSource
+from gateway.tracing import OFF, Tracing
 from gateway.outbound import OutboundPipeline, RetryPolicy
 from gateway.work import KeySpec, WorkerSetup, make_pool
 
@@ -59,9 +60,10 @@ class InstrumentedAxis:
         "delete_agency": "deleteAgency",
     }
 
-    def __init__(self, inner: Any, metrics: GatewayMetrics) -> None:
+    def __init__(self, inner: Any, metrics: GatewayMetrics, tracing: Tracing = OFF) -> None:
         self._inner = inner
         self._metrics = metrics
+        self._tracing = tracing
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self._inner, name)
@@ -72,7 +74,8 @@ class InstrumentedAxis:
         async def call(*args: Any, **kwargs: Any) -> Any:
             started = time.monotonic()
             try:
-                result = await target(*args, **kwargs)
+                with self._tracing.span(f"axis.{operation}"):
+                    result = await target(*args, **kwargs)
             except GatewayError as exc:
                 self._metrics.axis_request(operation, time.monotonic() - started, exc.reason)
                 raise
@@ -99,6 +102,7 @@ class Context:
     known_recipient: Callable[[str], bool] | None = None
     sent_unreceipted: dict[str, float] = field(default_factory=dict)
     runner: LaneRunner | None = None
+    tracing: Tracing = OFF
 
     def owns(self, record: KafkaRecord) -> bool:
         """Whether this instance still holds the record's partition (fencing before a send)."""
@@ -117,7 +121,9 @@ class Context:
         return self.config.agency_ids
 
     async def publish_event(self, topic: str, event: CloudEvent, *, key: bytes | str | None) -> None:
-        await self.producer.publish(topic, event, key=key)
+        # The agency's trace goes on in the event (CloudEvents `traceparent`), when tracing is on.
+        with self.tracing.span("edoc.publish", topic=topic, event_type=event.type):
+            await self.producer.publish(topic, self.tracing.stamp(event), key=key)
 
     async def publish_retrying(self, send: Callable[[], Awaitable[Any]]) -> Any:
         """Keep trying to record something in Kafka: an outcome not recorded is not done.
@@ -191,13 +197,20 @@ async def _directory(axis: Any) -> Callable[[str], bool] | None:
 
 
 async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None,
-                     install_signals: bool = True) -> int:
+                     install_signals: bool = True, tracing: Tracing | None = None) -> int:
     stopping = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
 
+    if tracing is None:
+        import os
+
+        from gateway.ops.version import gateway_version
+
+        tracing = Tracing.from_env(os.environ, instance=config.gateway.instance_id,
+                                   version=gateway_version())
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry, reasons=known_reasons(PIPELINE_REASON_MODULES),
                              agencies=config.agency_ids)
@@ -245,13 +258,13 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
 
     ledger = Ledger(settings, config.topics.ledger, ledger_send)
     pool = make_pool(worker_setup(config), config.gateway.workers)
-    axis = InstrumentedAxis(AxisClient(config.axis.client_config()), metrics)
+    axis = InstrumentedAxis(AxisClient(config.axis.client_config()), metrics, tracing)
     store = FileStore(config.store.root, allowed_roots=config.store.allowed_roots)
     r = config.retry
     ctx = Context(config=config, producer=producer, axis=axis, store=store, ledger=ledger,
                   pool=pool, audit=audit, metrics=metrics, stopping=stopping,
                   retry=RetryPolicy(r.max_attempts, r.initial_seconds, r.max_seconds,
-                                    r.total_seconds))
+                                    r.total_seconds), tracing=tracing)
     ctx.known_recipient = await _directory(axis)
     await ctx.audit_record(flow="gateway", step="started", outcome="ok")
 
@@ -273,7 +286,7 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
                                         config.topics.outbound_receipts],
                              group_id=config.kafka.group_id, on_assigned=on_assigned,
                              on_revoked=on_revoked, **config.kafka.consumer_options())
-    runner = LaneRunner(consumer, outbound.handle, lane_of=_lane_of)
+    runner = LaneRunner(consumer, tracing.wrap(outbound.handle), lane_of=_lane_of)
     ctx.runner = runner
     await consumer.start()
 
@@ -326,6 +339,8 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
     with contextlib.suppress(Exception):
         await axis.aclose()
     await http.stop()
+    with contextlib.suppress(Exception):
+        tracing.shutdown()
     log.info("gateway.stopped", exit_code=exit_code)
     return exit_code
 

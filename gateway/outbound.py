@@ -35,6 +35,7 @@ from gateway import events, work
 from connectors.store import unavailable
 from gateway.lanes import Abandoned
 from gateway.ledger import FAILED, INTENT, SENT, LedgerEntry
+from gateway.tracing import step
 
 log = structlog.get_logger(__name__)
 
@@ -137,8 +138,9 @@ class OutboundPipeline:
         package = await self._retry(flow, lambda: self._materialise(item, scratch))
         out = scratch / "package.edxml"
         begun = time.monotonic()
-        built = await asyncio.get_running_loop().run_in_executor(
-            ctx.pool, work.build_and_sign, item.sender, package, str(out))
+        with step(ctx, "edoc.build_sign"):
+            built = await asyncio.get_running_loop().run_in_executor(
+                ctx.pool, work.build_and_sign, item.sender, package, str(out))
         ctx.metrics.package_seconds.labels("build_sign").observe(time.monotonic() - begun)
         if "error" in built:
             err = built["error"]

@@ -37,7 +37,6 @@ from connectors.kafka import KafkaConnectorError, KafkaSettings, translate_error
 
 REASONS: dict[str, str] = {
     "trace.index": "the trace index file cannot be opened or written (path, permissions, disk)",
-    "trace.not_found": "no document matches the query in the topics read so far",
 }
 
 #: Topic roles a source may name (the `[topics]` names of the configuration).
