@@ -102,3 +102,31 @@ def test_payload_schemas_mean_the_same_under_draft_07_and_2020_12(path):
     assert used & NOT_IN_DRAFT_07 == set()
     Draft202012Validator.check_schema(schema)
     Draft7Validator.check_schema(schema)
+
+
+def _asyncapi() -> dict:
+    return json.loads("\n".join(line for line in (SCHEMAS / "asyncapi.yaml").read_text(
+        encoding="utf-8").splitlines() if not line.startswith("#")))
+
+
+def test_every_message_has_an_example_that_matches_its_schemas():
+    from gateway.events import validate_data
+
+    doc = _asyncapi()
+    header_schema = doc["components"]["schemas"]["cloudEventHeaders"]
+    for key, message in doc["components"]["messages"].items():
+        (example,) = message["examples"]
+        validate_data(message["name"], example["payload"])  # raises on a mismatch
+        Draft202012Validator(header_schema).validate(example["headers"])
+        assert example["headers"]["ce_type"] == message["name"], key
+
+
+def test_examples_are_the_ones_of_the_events_guide():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("asyncapi_examples",
+                                                  DEPLOY / "tools" / "asyncapi_examples.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert (SCHEMAS / "asyncapi.yaml").read_text(encoding="utf-8") == tool.render(), \
+        "run python3 deploy/tools/asyncapi_examples.py"
