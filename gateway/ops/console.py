@@ -31,7 +31,7 @@ import structlog
 from aiohttp import web
 
 from gateway.ops.index import Fact, TopicSource, TraceIndex
-from gateway.ops.trace import awaiting_receipt, status_label, trace
+from gateway.ops.trace import awaiting_receipt, status_label, summary_vi, trace
 
 log = structlog.get_logger(__name__)
 
@@ -119,6 +119,14 @@ STATE_TEXT: dict[str, tuple[str, str]] = {
     "revocation-requested": ("đề nghị thu hồi", "revocation requested"),
     "revoked": ("đã thu hồi", "revoked"),
     "revocation-refused": ("từ chối thu hồi", "revocation refused"),
+}
+
+#: What a state waits for (`TraceState.awaited`), in Vietnamese.
+AWAITED_VI: dict[str, str] = {
+    "15 or 16 from the recipient": "biên nhận 15 hoặc 16 của bên nhận",
+    "a fix, then `edoc-gateway dlq replay`": "khắc phục nguyên nhân, rồi `edoc-gateway dlq replay`",
+    "the gateway to send it": "cổng kết nối gửi văn bản",
+    "the axis to accept it": "trục tiếp nhận văn bản",
 }
 
 STYLESHEET = """
@@ -343,13 +351,16 @@ class Console:
         if not query:
             return self.page(request, "/document", "search",
                              f"<p>{e(t('search_hint'))}</p>")
-        result = trace(self.index(), query, self.state.clock())
+        result = trace(self.index(), query, self.state.clock(), lang)
         if not result.found:
             body = f"<p>{e(t('not_found'))} <code>{e(query)}</code>.</p>"
             return self.page(request, "/document", "search", body)
         state = result.state
         label = STATE_TEXT.get(state.state, (state.state, state.state))[LANGS.index(lang)]
-        awaited = f"<br>{e(t('awaited'))}: {e(state.awaited)}" if state.awaited else ""
+        summary = summary_vi(state, self.state.clock()) if lang == "vi" else state.summary
+        waiting = AWAITED_VI.get(state.awaited or "", state.awaited) if lang == "vi" \
+            else state.awaited
+        awaited = f"<br>{e(t('awaited'))}: {e(waiting)}" if waiting else ""
         receipts = ", ".join(f"{c} ({status_label(c)})" for c in state.receipts)
         receipts = f"<br>{e(t('receipts'))}: {e(receipts)}" if receipts else ""
         rows = "".join(
@@ -357,7 +368,7 @@ class Console:
             f"<td>{e(text)}</td></tr>" for f, text in result.lines)
         body = (f"<h2>{e(t('document'))} <span class=\"mono\">{e(', '.join(result.documents))}"
                 f"</span></h2><div class=\"state\" id=\"state\" data-state=\"{e(state.state)}\">"
-                f"<b>{e(t('state'))}: {e(label)}</b> — {e(state.summary)}{awaited}{receipts}"
+                f"<b>{e(t('state'))}: {e(label)}</b> — {e(summary)}{awaited}{receipts}"
                 f"</div><h2>{e(t('timeline'))}</h2><table><tr><th>{e(t('time'))}</th>"
                 f"<th>{e(t('source'))}</th><th>{e(t('what'))}</th></tr>{rows}</table>")
         return self.page(request, "/document", "document", body)

@@ -42,8 +42,11 @@ def status_label(code: str | None) -> str:
         return "?"
 
 
-def describe(fact: Fact) -> str | None:
-    """One line for a fact, or None for one not worth a line (ledger bookkeeping)."""
+def describe(fact: Fact, lang: str = "en") -> str | None:
+    """One line for a fact (`lang` en or vi), or None for one not worth a line (ledger
+    bookkeeping)."""
+    if lang == "vi":
+        return describe_vi(fact)
     d = fact.detail
     code = fact.status_code
     if fact.kind == "document.send":
@@ -78,6 +81,51 @@ def describe(fact: Fact) -> str | None:
                 "dead-lettered": f"dead-lettered ({fact.reason})",
                 "replayed": f"replayed after {fact.reason}"}.get(step, step)
         return f"audit: {fact.flow} {text}"
+    return None
+
+
+_FLOW_VI = {"document": "văn bản", "receipt": "biên nhận", "inbound-document": "văn bản đến",
+            "inbound-receipt": "biên nhận đến", "dlq": "thư chết", "message": "thông điệp"}
+
+
+def describe_vi(fact: Fact) -> str | None:
+    """`describe` in Vietnamese, for the console."""
+    d = fact.detail
+    code = fact.status_code
+    flow = _FLOW_VI.get(fact.flow or "message", fact.flow or "")
+    if fact.kind == "document.send":
+        what = {"1": "thu hồi", "2": "cập nhật", "3": "thay thế"}.get(
+            str(d.get("business_doc_type")), "gửi")
+        return (f"{fact.agency or d.get('from', '?')} yêu cầu {what} văn bản "
+                f"({fact.notation or '-'}, tới {', '.join(d.get('to', [])) or '?'}): "
+                f"{d.get('subject', '')}").rstrip(": ")
+    if fact.kind == "document.arrived":
+        return f"văn bản từ {d.get('from', '?')} đã đến {fact.agency or '?'}, DocId trên trục " \
+               f"{fact.axis_doc_id or '?'}"
+    if fact.kind == "receipt.send":
+        return f"{d.get('from') or fact.agency} gửi biên nhận {code} ({status_label(code)})"
+    if fact.kind == "receipt.arrived":
+        return f"biên nhận {code} ({status_label(code)}) của {d.get('from', '?')} đã đến " \
+               f"{fact.agency or '?'}"
+    if fact.kind == "delivery.accepted":
+        return f"trục đã nhận {flow}: DocId {fact.axis_doc_id}"
+    if fact.kind == "delivery.failed":
+        return f"{flow} GỬI KHÔNG THÀNH CÔNG: {fact.reason}: {d.get('message', '')}"
+    if fact.kind == "deadletter":
+        return f"VÀO THƯ CHẾT ({fact.reason}): {d.get('message', '')} [{d.get('deadletter_id')}]"
+    if fact.kind == "deadletter.replayed":
+        return f"đã phát lại thư chết [{d.get('deadletter_id')}]"
+    if fact.kind == "audit.record":
+        step = fact.step or "?"
+        text = {"signed": "đã đóng gói và ký số",
+                "delivered": f"đã gửi lên trục: DocId {fact.axis_doc_id}",
+                "published": f"đã kiểm tra (chữ ký {d.get('signature', '?')}) và chuyển cho "
+                             "cơ quan nhận",
+                "marked-done": "đã đánh dấu hoàn tất trên trục",
+                "quarantined": f"BỊ CÁCH LY ({fact.reason})",
+                "dead-lettered": f"vào thư chết ({fact.reason})",
+                "replayed": f"đã phát lại sau lỗi {fact.reason}"}.get(step, step)
+        return f"kiểm toán: {flow} {text}"
     return None
 
 
@@ -172,8 +220,8 @@ class Trace:
 
     @classmethod
     def build(cls, query: str, documents: Sequence[str], facts: Sequence[Fact],
-              now: datetime | None = None) -> Trace:
-        lines = tuple((f, text) for f in facts if (text := describe(f)) is not None)
+              now: datetime | None = None, lang: str = "en") -> Trace:
+        lines = tuple((f, text) for f in facts if (text := describe(f, lang)) is not None)
         return cls(query, tuple(documents), tuple(facts), state_of(facts, now), lines)
 
     @property
@@ -200,9 +248,34 @@ class Trace:
         return "\n".join(out)
 
 
-def trace(index: TraceIndex, query: str, now: datetime | None = None) -> Trace:
+def trace(index: TraceIndex, query: str, now: datetime | None = None,
+          lang: str = "en") -> Trace:
     documents, facts = index.lookup(query)
-    return Trace.build(query, documents, facts, now)
+    return Trace.build(query, documents, facts, now, lang)
+
+
+def summary_vi(state: TraceState, now: datetime | None = None) -> str:
+    """The state's summary in Vietnamese (reason codes stay as they are)."""
+    now = now or datetime.now(timezone.utc)
+    if state.state == "awaiting-01":
+        sent = parse_time(state.sent_at) if state.sent_at else None
+        ago = _ago(sent, now) if sent else "?"
+        return f"đã gửi {ago} trước, chưa có biên nhận 01"
+    reason = state.summary.split(": ", 1)[1] if state.state in (
+        "dead-lettered", "failed") and ": " in state.summary else None
+    text = {"revoked": "đã thu hồi: bên nhận đồng ý trả lại văn bản (15)",
+            "revocation-refused": "bên nhận từ chối thu hồi (16)",
+            "revocation-requested": "đã đề nghị thu hồi (13)",
+            "rejected": "bên nhận từ chối văn bản (02)",
+            "completed": "hoàn thành: bên nhận đã xử lý xong (06)",
+            "replayed": "đã phát lại sau thư chết; chưa gửi",
+            "awaiting-send": "đã tiếp nhận, chưa gửi",
+            "dead-lettered": f"vào thư chết: {reason}",
+            "failed": f"gửi không thành công: {reason}"}.get(state.state)
+    if state.state == "in-progress" and state.receipts:
+        last = max(state.receipts)
+        text = f"đang xử lý: biên nhận mới nhất {last} ({status_label(last)})"
+    return text or state.summary
 
 
 def awaiting_receipt(index: TraceIndex, older_than: timedelta, *, window: timedelta =

@@ -245,3 +245,11 @@ async def test_the_browser_check_sees_missing_resources_and_script_errors(tmp_pa
         await runner.cleanup()
     text = "\n".join(page.errors)
     assert "missing.css" in text and "boom" in text and "undefinedFunction" in text, text
+
+
+async def test_the_vietnamese_page_tells_the_state_and_the_timeline_in_vietnamese(console):
+    url, session = console
+    _, _, body = await _get(session, url + "/document?q=101/UBND-VP")
+    assert "đã gửi 10 h trước, chưa có biên nhận 01" in body
+    assert "trục đã nhận văn bản: DocId 777" in body
+    assert "yêu cầu gửi văn bản" in body
