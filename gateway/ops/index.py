@@ -34,6 +34,7 @@ from aiokafka import errors as kafka_errors
 
 from connectors.cloudevents import CloudEvent, EnvelopeError, KafkaRecord
 from connectors.kafka import KafkaConnectorError, KafkaSettings, translate_error
+from edxml.errors import GatewayError
 
 REASONS: dict[str, str] = {
     "trace.index": "the trace index file cannot be opened or written (path, permissions, disk)",
@@ -71,7 +72,7 @@ _COLUMNS = ("topic", "partition", "offset", "source", "time", "kind", "flow", "s
 _QUERY_COLUMNS = ("document_id", "event_id", "axis_doc_id", "notation")
 
 
-class TraceIndexError(KafkaConnectorError):
+class TraceIndexError(GatewayError):
     """The index file cannot be used (`trace.index`)."""
 
 

@@ -324,7 +324,7 @@ def _sources(args: argparse.Namespace) -> tuple[Any, list[TopicSource]]:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from connectors.kafka import KafkaConnectorError
+    from edxml.errors import GatewayError  # Kafka errors and the index file
     from gateway.audit import CliUsageError
 
     try:
@@ -333,14 +333,14 @@ def cmd_trace(args: argparse.Namespace) -> int:
     except CliUsageError as exc:
         print(f"edoc-gateway trace: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KafkaConnectorError as exc:
+    except GatewayError as exc:
         print(f"edoc-gateway trace: {exc.reason}: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     try:
         if not args.no_update:
             asyncio.run(index.update(settings, sources, idle_timeout_s=args.timeout))
         result = trace(index, args.query)
-    except KafkaConnectorError as exc:
+    except GatewayError as exc:
         print(f"edoc-gateway trace: cannot read the topics: {exc.reason}: {exc.message}",
               file=sys.stderr)
         return EXIT_USAGE

@@ -279,3 +279,13 @@ async def test_the_index_reads_only_what_is_new(lab, thai_nguyen, tmp_path):
         assert index.documents_matching(key) == [key]
     finally:
         index.close()
+
+
+def test_an_unusable_index_file_is_reported_with_its_reason(tmp_path):
+    from gateway.ops.index import TraceIndexError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(TraceIndexError) as caught:
+        TraceIndex(blocker / "index.sqlite")
+    assert caught.value.reason == "trace.index"
