@@ -243,6 +243,10 @@ def _event_fact(kind: str, event: CloudEvent, data: dict[str, Any],
                   "to": [r for r in recipients if r]}
         if business.get("business_doc_type") not in (None, 0, "0"):
             detail["business_doc_type"] = business.get("business_doc_type")
+        if data.get("secrecy") not in (None, "none"):
+            # The gateway refuses secret documents, and nothing of their content is kept: not
+            # even the subject goes into the index (or onto the console).
+            detail = {"from": detail.get("from"), "to": detail.get("to"), "secret": True}
         return Fact(**common, flow="document" if kind == "document.send" else "inbound-document",
                     document_id=_text(header.get("document_id")) or _text(event.subject),
                     ref_document_id=_text(business.get("document_id")),

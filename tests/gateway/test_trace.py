@@ -289,3 +289,20 @@ def test_an_unusable_index_file_is_reported_with_its_reason(tmp_path):
     with pytest.raises(TraceIndexError) as caught:
         TraceIndex(blocker / "index.sqlite")
     assert caught.value.reason == "trace.index"
+
+
+def test_a_secret_document_s_subject_is_not_indexed():
+    from connectors.cloudevents import CloudEvent
+    from gateway.ops.index import fact_of
+
+    data = {"message_header": {"document_id": "D", "subject": "Tài liệu mật",
+                               "from": {"organ_id": "000.00.00.H55"},
+                               "code": {"code_number": "7", "code_notation": "UBND-VP"}},
+            "secrecy": "mat"}
+    event = CloudEvent(id="e", source="urn:x", type="vn.gov.edoc.document.send.v1", data=data,
+                       time=datetime(2026, 12, 2, tzinfo=timezone.utc))
+    record = event.to_record(b"D")
+    fact = fact_of(type(record)(record.key, record.value, record.headers, topic="t",
+                                partition=0, offset=1), "outbound_documents", "s")
+    assert fact is not None and fact.document_id == "D" and fact.notation == "7/UBND-VP"
+    assert "Tài liệu mật" not in json.dumps(fact.as_dict(), ensure_ascii=False)
