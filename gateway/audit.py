@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from connectors.cloudevents import CloudEvent, KafkaRecord
 from connectors.kafka import KafkaConnectorError, KafkaSettings, read_topic
 from edxml.errors import GatewayError
+from gateway.ops.version import gateway_version
 
 if TYPE_CHECKING:
     from connectors.kafka import EventProducer
@@ -80,7 +81,7 @@ STEPS: dict[str, str] = {
 
 #: Optional fields a record may carry, besides chain/seq/prev/hash/time/flow/step/outcome.
 OPTIONAL_FIELDS = ("agency", "document_id", "event_id", "axis_doc_id", "package_sha256",
-                   "signature", "reason")
+                   "signature", "reason", "version")
 
 REASONS: dict[str, str] = {
     "audit.record.invalid": "an audit record was asked for with a missing or malformed field "
@@ -154,11 +155,13 @@ class AuditLog:
     """
 
     def __init__(self, chain: str, send: Sender, *, source: str | None = None,
-                 clock: Clock = _utcnow, metrics: GatewayMetrics | None = None) -> None:
+                 clock: Clock = _utcnow, metrics: GatewayMetrics | None = None,
+                 version: str | None = None) -> None:
         if not isinstance(chain, str) or not chain.strip() or len(chain) > 200:
             raise AuditError("audit.record.invalid", "the chain id must be a non-empty string "
                              "of at most 200 characters", where="chain")
         self.chain = chain
+        self.version = version or gateway_version()
         self.source = source or f"urn:edoc:gateway:{chain}"
         self._send = send
         self._clock = clock
@@ -232,6 +235,9 @@ class AuditLog:
                       **optional: str | None) -> dict[str, Any]:
         if self._pending is not None:
             await self._deliver()
+        if step == "chain-opened":
+            # Which gateway version wrote the chain: an auditor reads it off the first record.
+            optional["version"] = self.version
         record = self._build(flow=flow, step=step, outcome=outcome, **optional)
         moment = datetime.fromisoformat(record["time"].replace("Z", "+00:00"))
         extensions = {"agency": record["agency"]} if "agency" in record else {}

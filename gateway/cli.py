@@ -371,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edoc-gateway",
         description="Gateway between agency document software (Kafka) and the national "
                     "document axis (edXML, QCVN 102:2016/BTTTT).")
+    parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -480,8 +481,21 @@ def _register_conformance(sub: Any) -> None:
     conformance.register_cli(sub)
 
 
+def _register_ops(sub: Any) -> None:
+    from gateway.ops import trace
+
+    trace.register_cli(sub)
+
+
+def _version_text() -> str:
+    from gateway.ops.version import gateway_version
+
+    return f"edoc-gateway {gateway_version()}"
+
+
 _EXTENSIONS: list[Callable[[Any], None]] = [_register_run, _register_demo, _register_audit_dlq,
-                                            _register_conformance, _register_axis_sim]
+                                            _register_conformance, _register_axis_sim,
+                                            _register_ops]
 
 
 def main(argv: list[str] | None = None) -> int:

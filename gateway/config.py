@@ -160,6 +160,13 @@ SECTIONS: dict[str, dict[str, Key]] = {
     },
     "http": {
         "listen": Key("str", "127.0.0.1:9464", doc="host:port of /metrics, /healthz, /readyz"),
+        "console": Key("str", "auto", choices=("auto", "on", "off"),
+                       doc="the read-only status console on the same port: auto = only when "
+                           "listen is a loopback address"),
+        "console_index": Key("path", None, doc="the console's trace index file (default "
+                             "<store root>/ops/trace-index.sqlite)"),
+        "receipt_overdue_seconds": _seconds(8 * 3600.0, "the console lists sent documents "
+                                            "without any receipt after this long"),
     },
     "log": {
         "format": Key("str", "auto", choices=("auto", "json", "console"),
@@ -283,6 +290,25 @@ class GatewaySection:
 @dataclass(frozen=True)
 class HttpSection:
     listen: str = "127.0.0.1:9464"
+    console: str = "auto"
+    console_index: Path | None = None
+    receipt_overdue_seconds: float = 8 * 3600.0
+
+    @property
+    def console_enabled(self) -> bool:
+        """`on`, or `auto` on a loopback address: the console shows document metadata, so it
+        is not served to the network unless asked for (behind the operator's auth proxy)."""
+        if self.console != "auto":
+            return self.console == "on"
+        import ipaddress
+
+        host = self.host
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def host(self) -> str:

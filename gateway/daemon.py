@@ -36,6 +36,9 @@ from gateway.inbound import InboundPoller, PollerLease
 from gateway.lanes import LaneRunner
 from gateway.ledger import Ledger
 from gateway.metrics import GatewayMetrics, known_reasons
+from gateway.ops.console import console_for, keep_index_fresh
+from gateway.ops.index import TopicSource
+from gateway.tracing import OFF, Tracing
 from gateway.outbound import OutboundPipeline, RetryPolicy
 from gateway.senders import SigningSenders
 from gateway.work import KeySpec, WorkerDied, WorkerPool, WorkerSetup
@@ -59,9 +62,10 @@ class InstrumentedAxis:
         "delete_agency": "deleteAgency",
     }
 
-    def __init__(self, inner: Any, metrics: GatewayMetrics) -> None:
+    def __init__(self, inner: Any, metrics: GatewayMetrics, tracing: Tracing = OFF) -> None:
         self._inner = inner
         self._metrics = metrics
+        self._tracing = tracing
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self._inner, name)
@@ -72,7 +76,8 @@ class InstrumentedAxis:
         async def call(*args: Any, **kwargs: Any) -> Any:
             started = time.monotonic()
             try:
-                result = await target(*args, **kwargs)
+                with self._tracing.span(f"axis.{operation}"):
+                    result = await target(*args, **kwargs)
             except GatewayError as exc:
                 self._metrics.axis_request(operation, time.monotonic() - started, exc.reason)
                 raise
@@ -99,6 +104,7 @@ class Context:
     known_recipient: Callable[[str], bool] | None = None
     sent_unreceipted: dict[str, float] = field(default_factory=dict)
     runner: LaneRunner | None = None
+    tracing: Tracing = OFF
 
     def owns(self, record: KafkaRecord) -> bool:
         """Whether this instance still holds the record's partition (fencing before a send)."""
@@ -117,7 +123,9 @@ class Context:
         return self.config.agency_ids
 
     async def publish_event(self, topic: str, event: CloudEvent, *, key: bytes | str | None) -> None:
-        await self.producer.publish(topic, event, key=key)
+        # The agency's trace goes on in the event (CloudEvents `traceparent`), when tracing is on.
+        with self.tracing.span("edoc.publish", topic=topic, event_type=event.type):
+            await self.producer.publish(topic, self.tracing.stamp(event), key=key)
 
     async def publish_retrying(self, send: Callable[[], Awaitable[Any]]) -> Any:
         """Keep trying to record something in Kafka: an outcome not recorded is not done.
@@ -203,26 +211,39 @@ async def _directory(axis: Any) -> Callable[[str], bool] | None:
 
 
 async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None,
-                     install_signals: bool = True) -> int:
+                     install_signals: bool = True, tracing: Tracing | None = None) -> int:
     stopping = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
 
+    if tracing is None:
+        import os
+
+        from gateway.ops.version import gateway_version
+
+        tracing = Tracing.from_env(os.environ, instance=config.gateway.instance_id,
+                                   version=gateway_version())
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry, reasons=known_reasons(PIPELINE_REASON_MODULES),
                              agencies=config.agency_ids)
     health = HealthState(("kafka", "axis", "keys", "workers"))
-    http = await start_http_server(registry, health, host=config.http.host, port=config.http.port)
+    console = console_for(config, health)
+    http = await start_http_server(registry, health, host=config.http.host, port=config.http.port,
+                                   setup=console.setup if console is not None else None)
     log.info("gateway.starting", instance=config.gateway.instance_id, http=http.url,
+             console=f"{http.url}/" if console is not None else None,
              agencies=sorted(config.agency_ids), systemid=config.axis.systemid)
 
     signers = await asyncio.to_thread(load_signers, config)
-    now = datetime.now(timezone.utc)
     for organ_id, signer in signers.items():
-        days = (signer.certificate.not_valid_after_utc - now).total_seconds() / 86400
-        metrics.certificate_expiry_days.labels(organ_id).set(round(days, 2))
+        metrics.certificate_not_after.labels(organ_id).set(
+            signer.certificate.not_valid_after_utc.timestamp())
+    crl_gauges(config, metrics)
+    if console is not None:
+        console.state.certificates = {organ_id: signer.certificate.not_valid_after_utc
+                                      for organ_id, signer in signers.items()}
     health.set_ok("keys")
 
     settings = config.kafka.settings()
@@ -252,13 +273,13 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
     ledger = Ledger(settings, config.topics.ledger, ledger_send)
     pool = WorkerPool(worker_setup(config), config.gateway.workers)
     health.set_ok("workers")
-    axis = InstrumentedAxis(AxisClient(config.axis.client_config()), metrics)
+    axis = InstrumentedAxis(AxisClient(config.axis.client_config()), metrics, tracing)
     store = file_store(config)
     r = config.retry
     ctx = Context(config=config, producer=producer, axis=axis, store=store, ledger=ledger,
                   pool=pool, audit=audit, metrics=metrics, stopping=stopping,
                   retry=RetryPolicy(r.max_attempts, r.initial_seconds, r.max_seconds,
-                                    r.total_seconds))
+                                    r.total_seconds), tracing=tracing)
     ctx.known_recipient = await _directory(axis)
     await ctx.audit_record(flow="gateway", step="started", outcome="ok")
 
@@ -280,7 +301,7 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
                                         config.topics.outbound_receipts],
                              group_id=config.kafka.group_id, on_assigned=on_assigned,
                              on_revoked=on_revoked, **config.kafka.consumer_options())
-    runner = LaneRunner(consumer, outbound.handle, lane_of=_lane_of)
+    runner = LaneRunner(consumer, tracing.wrap(outbound.handle), lane_of=_lane_of)
     ctx.runner = runner
     await consumer.start()
 
@@ -290,6 +311,10 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
         asyncio.create_task(_watch(ctx, health, runner, consumer), name="watch"),
         asyncio.create_task(watch_workers(pool, health, metrics), name="workers"),
     ]
+    if console is not None:
+        tasks.append(asyncio.create_task(keep_index_fresh(
+            console.state, settings, [TopicSource.from_config(config)], stopping),
+            name="console-index"))
     lease = None
     if config.axis.poll:
         lease = PollerLease(settings, config.topics.poller,
@@ -334,6 +359,8 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
     with contextlib.suppress(Exception):
         await axis.aclose()
     await http.stop()
+    with contextlib.suppress(Exception):
+        tracing.shutdown()
     log.info("gateway.stopped", exit_code=exit_code)
     return exit_code
 
@@ -411,6 +438,23 @@ async def _watch(ctx: Context, health: HealthState, runner: LaneRunner,
         for topic, lag in (await consumer.lag()).items():
             ctx.metrics.consumer_lag.labels(topic).set(lag)
         await asyncio.sleep(10)
+
+
+def crl_gauges(config: GatewayConfig, metrics: GatewayMetrics) -> None:
+    """nextUpdate of each configured CRL file; an unreadable file is logged, not fatal (the
+    trust store reports it when it is used)."""
+    from cryptography import x509
+
+    for path in config.inbound.crl_files:
+        try:
+            data = path.read_bytes()
+            crl = x509.load_pem_x509_crl(data) if b"-----BEGIN" in data[:100] \
+                else x509.load_der_x509_crl(data)
+        except (OSError, ValueError) as exc:
+            log.warning("gateway.crl_unreadable", crl=path.name, error=str(exc)[:200])
+            continue
+        if crl.next_update_utc is not None:
+            metrics.crl_next_update.labels(path.name).set(crl.next_update_utc.timestamp())
 
 
 def default_instance_id() -> str:

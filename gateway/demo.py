@@ -315,6 +315,7 @@ class Demo:
         self.lab: Any = None
         self.gateways: dict[str, Any] = {}   # province code -> GatewayProcess
         self.http: dict[str, str] = {}
+        self.consoles: dict[str, str] = {}
         self.labels: dict[str, str] = {}     # event id -> what it is, for the timeline
         self.sent: dict[str, Any] = {}
         self.archives: dict[str, Path] = {}
@@ -481,6 +482,8 @@ class Demo:
                 for entry in events:
                     if entry.get("event") == "gateway.starting" and entry.get("http"):
                         self.http[code] = str(entry["http"]).rstrip("/")
+                        if entry.get("console"):
+                            self.consoles[code] = str(entry["console"])
                 if any(e.get("event") == "gateway.ready" for e in events):
                     del pending[code]
                     p = gw.province
@@ -520,6 +523,7 @@ class Demo:
             stop.cancel()
             exchange.result()  # a DemoError goes up to run()
             await self.audit_summary()
+            await self.trace_summary()
             self.where()
             if not self.wait_for_ctrl_c:
                 return EXIT_OK
@@ -735,6 +739,36 @@ class Demo:
             self.tl.line(province.name, "audit", f"{report.records} records in "
                          f"{_plural(report.chains, 'chain')}: {state}")
 
+    def trace_paths(self) -> tuple[list[Path], Path]:
+        from gateway.lab import DEMO_PROVINCES
+
+        return ([self.gateways[p.code].config for p in DEMO_PROVINCES],
+                self.dir / "trace-index.sqlite")
+
+    async def trace_summary(self) -> None:
+        """What `edoc-gateway trace` answers about the demo document, across both provinces."""
+        from connectors.kafka import KafkaSettings
+        from gateway.config import load_config
+        from gateway.ops.index import TopicSource, TraceIndex
+        from gateway.ops.trace import trace
+
+        configs, index_path = self.trace_paths()
+        index = TraceIndex(index_path)
+        try:
+            sources = [TopicSource.from_config(load_config(path, os.environ))
+                       for path in configs]
+            await index.update(KafkaSettings(bootstrap_servers=self.bootstrap), sources,
+                               idle_timeout_s=10)
+            result = trace(index, f"{NUMBER}/{NOTATION}")
+        except Exception as exc:  # noqa: BLE001 - a summary, not a step
+            self.tl.line("trace", f"{NUMBER}/{NOTATION}", f"could not trace: {exc}")
+            return
+        finally:
+            index.close()
+        self.tl.text("")
+        self.tl.text(f"$ edoc-gateway trace {NUMBER}/{NOTATION} --config … --config …")
+        self.tl.text(result.text())
+
     def where(self) -> None:
         from gateway.lab import DEMO_PROVINCES
 
@@ -759,6 +793,9 @@ class Demo:
             t(f"  {'':<16} store  {_show(base / 'store')}   metrics "
               f"{self.http.get(province.code, '?')}/metrics")
             t(f"  {'':<16} topics {self.lab.topics(province)['outbound_documents']} …")
+            if province.code in self.consoles:
+                t(f"  {'':<16} status console {self.consoles[province.code]}  (open in a "
+                  "browser: search, receipts awaited, dead letters, certificates)")
         t("")
         t("Look closer (while the demo runs):")
         cmd = _command()
@@ -771,6 +808,9 @@ class Demo:
                   f"--crl {_show(pki.crl)}")
         for province in DEMO_PROVINCES:
             t(f"  {cmd} audit verify --config {_show(self.gateways[province.code].config)}")
+        configs, index_path = self.trace_paths()
+        t(f"  {cmd} trace {NUMBER}/{NOTATION} "
+          + " ".join(f"--config {_show(c)}" for c in configs) + f" --index {_show(index_path)}")
         t(f"  {cmd} run --config {_show(self.gateways['H41'].config)} --check")
         t(f"  curl -s {self.http.get('H41', '?')}/readyz")
         t(f"  curl -s {self.http.get('H41', '?')}/metrics | grep '^edoc_'")

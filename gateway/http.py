@@ -16,13 +16,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 MAX_REASON_CHARS = 200
 NOT_CHECKED = "not checked yet"
@@ -83,12 +84,15 @@ class HealthState:
                 for name, state in sorted(self._checks.items())}
 
 
-def make_app(registry: CollectorRegistry, health: HealthState) -> web.Application:
-    """The aiohttp application (also usable with aiohttp's test client)."""
+def make_app(registry: CollectorRegistry, health: HealthState, *,
+             setup: Callable[[web.Application], None] | None = None) -> web.Application:
+    """The aiohttp application (also usable with aiohttp's test client); `setup` adds more
+    routes (the status console, `gateway.ops.console`)."""
 
     async def metrics(request: web.Request) -> web.Response:
-        body = generate_latest(registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        # OpenMetrics when the scraper asks for it (Prometheus does, by Accept), else text 0.0.4.
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encoder(registry), headers={"Content-Type": content_type})
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -103,6 +107,8 @@ def make_app(registry: CollectorRegistry, health: HealthState) -> web.Applicatio
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if setup is not None:
+        setup(app)
     return app
 
 
@@ -124,10 +130,12 @@ class HttpServer:
 
 
 async def start_http_server(registry: CollectorRegistry, health: HealthState, *,
-                            host: str = "127.0.0.1", port: int = 0) -> HttpServer:
+                            host: str = "127.0.0.1", port: int = 0,
+                            setup: Callable[[web.Application], None] | None = None
+                            ) -> HttpServer:
     """Serve the endpoints on host:port (port 0: any free port; see `HttpServer.port`)."""
     # No access log: probes every few seconds would drown the daemon's own events.
-    runner = web.AppRunner(make_app(registry, health), access_log=None)
+    runner = web.AppRunner(make_app(registry, health, setup=setup), access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

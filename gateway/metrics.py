@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, Info,
+                               PlatformCollector, ProcessCollector, disable_created_metrics)
 
 PREFIX = "edoc_gateway_"
 OTHER_REASON = "other"
@@ -90,9 +91,13 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("oldest_unreceipted_seconds", "edoc_gateway_oldest_unreceipted_seconds", "gauge",
                "Age in seconds of the oldest document sent by this gateway that has no "
                "receipt (status) from its recipient yet; 0 when there is none."),
-    MetricSpec("certificate_expiry_days", "edoc_gateway_certificate_expiry_days", "gauge",
-               "Days until each agency's signing certificate expires (negative: expired).",
-               ("agency",)),
+    MetricSpec("certificate_not_after", "edoc_gateway_certificate_not_after_timestamp_seconds",
+               "gauge", "Each agency's signing certificate: its notAfter (expiry) as a Unix "
+               "timestamp; alert on `... - time()`.", ("agency",)),
+    MetricSpec("crl_next_update", "edoc_gateway_crl_next_update_timestamp_seconds", "gauge",
+               "Each configured CRL file (by file name): its nextUpdate as a Unix timestamp; a "
+               "value in the past means the CRL is stale and revocations may be missed.",
+               ("crl",)),
     MetricSpec("audit_records", "edoc_gateway_audit_records_total", "counter",
                "Audit records acknowledged by Kafka, by flow.", ("flow",)),
     MetricSpec("inbound_polls", "edoc_gateway_inbound_polls_total", "counter",
@@ -185,7 +190,8 @@ class GatewayMetrics:
     in_flight: Gauge
     axis_request_seconds: Histogram
     oldest_unreceipted_seconds: Gauge
-    certificate_expiry_days: Gauge
+    certificate_not_after: Gauge
+    crl_next_update: Gauge
     audit_records: Counter
     inbound_polls: Counter
     package_seconds: Histogram
@@ -196,12 +202,19 @@ class GatewayMetrics:
 
     def __init__(self, registry: CollectorRegistry, *, version: str | None = None,
                  reasons: Collection[str] | None = None,
-                 agencies: Collection[str] = ()) -> None:
+                 agencies: Collection[str] = (), runtime: bool = True) -> None:
         self.registry = registry
         self._reasons = frozenset(reasons) if reasons is not None else None
         self._agencies = frozenset(agencies)
+        # `_created` series double the counters and histograms and no dashboard reads them.
+        disable_created_metrics()
         for spec in METRICS:
             setattr(self, spec.attribute, _create(spec, registry))
+        if runtime:
+            # process_* (CPU, memory, file descriptors), python_info and python_gc_*.
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
         self.build.info({"version": version or _version(), "python": platform.python_version()})
         # Present at 0 from the start, so the alert on its increase sees the first one.
         for flow in ("document", "receipt"):
@@ -250,12 +263,9 @@ def _create(spec: MetricSpec, registry: CollectorRegistry) -> Counter | Gauge | 
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from gateway.ops.version import gateway_version
 
-    try:
-        return version("edoc-gateway")
-    except PackageNotFoundError:
-        return "unknown"
+    return gateway_version()
 
 
 __all__ = ["GatewayMetrics", "METRICS", "METRIC_NAMES", "MetricSpec", "NO_REASON",

@@ -39,6 +39,7 @@ from gateway import events, work
 from connectors.store import unavailable
 from gateway.lanes import Abandoned
 from gateway.ledger import FAILED, INTENT, SENT, LedgerEntry, conflicts, identity_of
+from gateway.tracing import step
 
 log = structlog.get_logger(__name__)
 
@@ -263,7 +264,8 @@ class OutboundPipeline:
             except OSError as exc:  # the worker could not read a copy or write the package
                 raise ScratchLost(exc, "build the package in") from None
 
-        built = await self._retry(flow, build)
+        with step(ctx, "edoc.build_sign"):
+            built = await self._retry(flow, build)
         ctx.metrics.package_seconds.labels("build_sign").observe(time.monotonic() - begun)
         if "error" in built:
             err = built["error"]

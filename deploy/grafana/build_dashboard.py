@@ -167,7 +167,8 @@ def build() -> dict[str, Any]:
                thresholds=[(None, "green"), (4 * 3600, "orange"), (8 * 3600, "red")]), 4, 4)
     L.add(stat("Certificate: fewest days left", "Days until the first agency signing "
                "certificate expires (see the table below for each agency).",
-               f"min(edoc_gateway_certificate_expiry_days{{{SEL}}})", unit="d", decimals=0,
+               f"(min(edoc_gateway_certificate_not_after_timestamp_seconds{{{SEL}}}) - time())"
+               " / 86400", unit="d", decimals=0,
                thresholds=[(None, "red"), (7, "orange"), (30, "green")]), 4, 4)
 
     L.row("Traffic and outcomes")
@@ -252,11 +253,17 @@ def build() -> dict[str, Any]:
                  q(f"sum by (topic) (edoc_gateway_consumer_lag{{{SEL}}})", "{{topic}}")), 12, 8)
     L.add(table("Signing certificates: days to expiry", "Each agency's signing certificate "
                 "(lowest over instances). Rotate before 30 days (docs/operations.md).",
-                f"min by (agency) (edoc_gateway_certificate_expiry_days{{{SEL}}})", "days left",
+                f"(min by (agency) (edoc_gateway_certificate_not_after_timestamp_seconds"
+                f"{{{SEL}}}) - time()) / 86400", "days left",
                 [(None, "red"), (7, "orange"), (30, "green")]), 12, 8)
+    L.add(table("CRLs: days to nextUpdate", "Each configured CRL file (lowest over instances). "
+                "Below 0 the CRL is stale: fetch the current one (runbook: EdocCrlStale).",
+                f"(min by (crl) (edoc_gateway_crl_next_update_timestamp_seconds{{{SEL}}}) - "
+                "time()) / 86400", "days left", [(None, "red"), (0, "orange"), (1, "green")]),
+          12, 5)
     L.add(table("Running versions", "Version of each running instance.",
                 f"max by (instance, version, python) (edoc_gateway_build_info{{{SEL}}})",
-                "count", [(None, "blue")]), 24, 5)
+                "count", [(None, "blue")]), 12, 5)
 
     return {
         "uid": UID,

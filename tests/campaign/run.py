@@ -274,7 +274,9 @@ def file_checks(lab: Lab, before: set[str], report: Report) -> None:
     allowed = []
     for province in lab.provinces:
         base = lab.province_dir(province)
-        allowed += [str(base / "store" / d) + os.sep for d in ("objects", "archive", "tmp")]
+        # ops/: the status console's trace index, written by the gateway itself.
+        allowed += [str(base / "store" / d) + os.sep
+                    for d in ("objects", "archive", "tmp", "ops")]
         allowed += [str(lab.inbox(province)) + os.sep]
     unexpected = []
     for path in sorted(after - before):

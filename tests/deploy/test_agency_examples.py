@@ -100,3 +100,51 @@ def test_example_refuses_to_publish_an_invalid_event(tmp_path):
 
     with pytest.raises(ValueError, match="does not match its schema"):
         asyncio.run(ev.publish(NoProducer(), event))
+
+
+TYPESCRIPT = REPO / "examples" / "agency" / "typescript"
+
+
+@pytest.fixture(scope="module")
+def typescript_build() -> Path:
+    """The TypeScript example installed from its lockfile (`npm ci`) and compiled."""
+    import shutil
+    import subprocess
+
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        pytest.skip("node and npm are needed for the TypeScript example")
+    assert (TYPESCRIPT / "package-lock.json").is_file(), "the example must ship its lockfile"
+    for command in ([npm, "ci", "--no-audit", "--no-fund", "--silent"],
+                    [str(TYPESCRIPT / "node_modules" / ".bin" / "tsc"), "-p", "."]):
+        done = subprocess.run(command, cwd=TYPESCRIPT, capture_output=True, text=True,
+                              timeout=600)
+        if done.returncode != 0 and command[1] == "ci":
+            pytest.skip(f"npm ci failed (registry unreachable?): {done.stderr[-400:]}")
+        assert done.returncode == 0, done.stdout + done.stderr
+    return TYPESCRIPT / "dist"
+
+
+@pytest.mark.kafka
+async def test_typescript_example_publishes_to_the_given_topic_and_the_gateway_reads_it(
+        typescript_build, tmp_path, kafka_settings, fresh_topic):
+    import asyncio
+
+    pdf = tmp_path / "1234-UBND-VP.pdf"
+    pdf.write_bytes(b"%PDF-1.4 cong van")
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(typescript_build / "producer.js"), "--bootstrap",
+        kafka_settings.bootstrap_servers, "--topic", fresh_topic, "--sender", H55,
+        "--recipient", H55_02, "--file", str(pdf), "--number", "1234", "--notation",
+        "UBND-VP", "--subject", "V/v thử nghiệm",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, (out, err)
+    printed = dict(part.split("=", 1) for part in out.decode().split())
+    records = await read_topic(kafka_settings, fresh_topic, idle_timeout_s=5)
+    assert len(records) == 1
+    decoded = CloudEvent.from_record(records[0])
+    item = events.parse_incoming(decoded, agencies=[H55])
+    assert (item.event_id, item.document_id, item.recipients) == \
+        (printed["id"], printed["document_id"], (H55_02,))
+    assert records[0].key == printed["document_id"].encode()

@@ -58,7 +58,8 @@ def test_dashboard_shows_what_the_operators_watch():
                 "edoc_gateway_axis_to_kafka_seconds", "edoc_gateway_retries_total",
                 "edoc_gateway_dead_letters_total", "edoc_gateway_oldest_unreceipted_seconds",
                 "edoc_gateway_consumer_lag", "edoc_gateway_axis_request_seconds",
-                "edoc_gateway_certificate_expiry_days", "edoc_gateway_up"}
+                "edoc_gateway_certificate_not_after_timestamp_seconds",
+                "edoc_gateway_crl_next_update_timestamp_seconds", "edoc_gateway_up"}
     assert expected <= bases
     # Every exported metric has a place on the dashboard.
     assert set(METRIC_NAMES) <= bases

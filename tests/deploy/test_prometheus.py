@@ -79,7 +79,8 @@ def test_alerts_cover_what_operators_must_be_told():
     for needed in ("up", "edoc_gateway_up", "edoc_gateway_axis_request_seconds_count",
                    "edoc_gateway_dead_letters_total", "edoc_gateway_consumer_lag",
                    "edoc_gateway_oldest_unreceipted_seconds",
-                   "edoc_gateway_certificate_expiry_days",
+                   "edoc_gateway_certificate_not_after_timestamp_seconds",
+                   "edoc_gateway_crl_next_update_timestamp_seconds",
                    "kube_cronjob_status_last_successful_time", "node_systemd_unit_state"):
         assert needed in used, needed
 
@@ -87,12 +88,37 @@ def test_alerts_cover_what_operators_must_be_told():
 def test_every_alert_has_severity_summary_description_and_a_runbook_section():
     anchors = {github_anchor(line.lstrip("#")) for line in
                RUNBOOK.read_text(encoding="utf-8").splitlines() if line.startswith("## ")}
+    bases = set()
     for rule in alert_rules():
         assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
         notes = rule["annotations"]
         assert notes["summary"] and notes["description"], rule["alert"]
-        assert notes["runbook_url"] == f"docs/runbook.md#{rule['alert'].lower()}"
+        base, _, anchor = notes["runbook_url"].partition("#")
+        assert anchor == rule["alert"].lower(), rule["alert"]
+        assert base.startswith(("https://", "http://")) and "docs/" not in base, \
+            f"{rule['alert']}: runbook_url must be absolute (deploy/prometheus/runbook_base.py)"
+        bases.add(base)
         assert rule["alert"].lower() in anchors, f"no section {rule['alert']} in docs/runbook.md"
+    assert len(bases) == 1, f"one runbook base for every alert: {bases}"
+
+
+def test_runbook_base_script_sets_one_absolute_base_everywhere(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "deploy"
+    shutil.copytree(DEPLOY / "prometheus", copy / "prometheus")
+    shutil.copytree(DEPLOY / "k8s", copy / "k8s")
+    script = copy / "prometheus" / "runbook_base.py"
+    base = "https://wiki.tinh.gov.vn/edoc/runbook.html"
+    done = subprocess.run([sys.executable, str(script), base], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for name in ("prometheus/alerts.yml", "prometheus/alerts.test.yml", "k8s/prometheusrule.yaml"):
+        text = (copy / name).read_text(encoding="utf-8")
+        assert "runbook.edoc-gateway.invalid" not in text, name
+        assert f'runbook_url: "{base}#edoccrlstale"' in text, name
+    assert subprocess.run([sys.executable, str(script), "relative/path"]).returncode == 2
 
 
 def test_every_alert_is_shown_firing_by_a_unit_test():

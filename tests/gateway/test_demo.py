@@ -66,6 +66,18 @@ def test_the_timeline_shows_the_doc_id_the_signature_and_the_attachment_check(de
     assert "every hash chain intact" in out
 
 
+def test_the_demo_traces_its_document_across_both_provinces(demo_run):
+    _, done = demo_run
+    out = done.stdout
+    assert "$ edoc-gateway trace 101/UBND-VP" in out
+    timeline = out.split("$ edoc-gateway trace 101/UBND-VP", 1)[1].split("\n\n", 1)[0]
+    assert " 00.55.W00 " in timeline and " 00.41.W00 " in timeline, timeline
+    assert "receipt 06 (Hoàn thành)" in timeline
+    assert "state: completed" in timeline
+    assert re.search(r"status console http://127\.0\.0\.1:\d+/", out), out
+    assert re.search(r"edoc-gateway trace 101/UBND-VP --config \S+ --config \S+ --index ", out)
+
+
 def test_the_demo_says_where_things_are_and_stops_what_it_started(demo_run):
     cwd, done = demo_run
     out = done.stdout

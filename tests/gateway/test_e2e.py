@@ -224,7 +224,8 @@ async def test_metrics_health_and_readiness_of_a_running_gateway(lab, thai_nguye
             text = await resp.text()
     assert 'edoc_gateway_messages_total{flow="document",outcome="ok",reason="none"}' in text
     assert 'edoc_gateway_axis_request_seconds_count{operation="sendEdoc",outcome="ok"}' in text
-    assert 'edoc_gateway_certificate_expiry_days{agency="000.00.00.H55"}' in text
+    assert 'edoc_gateway_certificate_not_after_timestamp_seconds{agency="000.00.00.H55"}' in text
+    assert "edoc_gateway_crl_next_update_timestamp_seconds{crl=" in text
     assert "edoc_gateway_up 1.0" in text
 
 

@@ -1,5 +1,7 @@
 // Read what edoc-gateway publishes for one agency:
 //   node dist/consumer.js --bootstrap 127.0.0.1:9092 --agency 000.00.02.H55 [--idle-timeout 10]
+//     [--topic edoc.delivery --topic edoc.inbound.documents ...]
+// The topics are the gateway's defaults; each --topic replaces them (the gateway's [topics]).
 // Delivery outcomes, arrived documents and arrived receipts, filtered on the ce_agency header,
 // deduplicated on ce_id; an offset is committed only after its event was handled.
 
@@ -32,7 +34,7 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       bootstrap: { type: "string" }, agency: { type: "string" }, group: { type: "string" },
-      "idle-timeout": { type: "string" },
+      "idle-timeout": { type: "string" }, topic: { type: "string", multiple: true },
     },
   });
   if (!values.bootstrap || !values.agency) {
@@ -45,7 +47,8 @@ async function main(): Promise<number> {
   const seen = new Set<string>(); // in a product: a table with a unique key on ce_id
   let lastEvent = Date.now();
   await consumer.connect();
-  await consumer.subscribe({ topics: TOPICS, fromBeginning: true });
+  await consumer.subscribe({ topics: values.topic?.length ? values.topic : TOPICS,
+                             fromBeginning: true });
   await consumer.run({
     autoCommit: false,
     eachMessage: async ({ topic, partition, message }) => {

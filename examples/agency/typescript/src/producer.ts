@@ -1,9 +1,11 @@
 // Send a document through edoc-gateway:
 //   node dist/producer.js --bootstrap 127.0.0.1:9092 --sender 000.00.00.H55 \
 //     --recipient 000.00.02.H55 --file /srv/edoc/inbox/1234.pdf --number 1234 \
-//     --notation UBND-VP --subject "V/v thử nghiệm" [--jsonl events.jsonl]
-// With --jsonl the event is appended to the file (for `edoc-gateway conformance`) instead of
-// being published. Prints the event id and the DocumentId.
+//     --notation UBND-VP --subject "V/v thử nghiệm" [--topic edoc.outbound.documents]
+//     [--jsonl events.jsonl]
+// The topic is the gateway's default; --topic overrides it (the gateway's [topics]
+// outbound_documents). With --jsonl the event is appended to the file (for `edoc-gateway
+// conformance`) instead of being published. Prints the event id and the DocumentId.
 
 import { appendFileSync } from "fs";
 import { parseArgs } from "util";
@@ -13,7 +15,7 @@ import { attachment, documentSend, publish, structured, validate } from "./event
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      bootstrap: { type: "string" }, jsonl: { type: "string" },
+      bootstrap: { type: "string" }, jsonl: { type: "string" }, topic: { type: "string" },
       sender: { type: "string" }, recipient: { type: "string", multiple: true },
       file: { type: "string", multiple: true }, number: { type: "string" },
       notation: { type: "string" }, subject: { type: "string" },
@@ -44,7 +46,7 @@ async function main(): Promise<number> {
                                       createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     try {
-      await publish(producer, event);
+      await publish(producer, event, values.topic);
     } finally {
       await producer.disconnect();
     }
