@@ -342,7 +342,15 @@ def _read_signatures(stream: IO[bytes], size: int, trust: PdfTrust, limits: PdfL
     if count > limits.max_objects:
         return _unreadable(size, "pdf.too_many_objects",
                            f"the cross-reference data lists {count} objects, the limit is {limits.max_objects}")
-    embedded = reader.embedded_regular_signatures
+    try:
+        embedded = reader.embedded_regular_signatures
+    except (RecursionError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if _reason_of(exc) == "pdf.bomb":
+            raise
+        return _unreadable(size, "pdf.signature.malformed", "a signature dictionary or its CMS data "
+                           f"cannot be read: {_describe(exc)}")
     if not embedded:
         return PdfReport("unsigned", size)
     if len(embedded) > limits.max_signatures:
