@@ -30,11 +30,13 @@ dataclasses out; :meth:`PdfReport.as_dict` is the JSON form events and the audit
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -401,7 +403,9 @@ def _ts_authority(ts: Any) -> str | None:
 
 
 def _judge(emb: Any, size: int, trust: PdfTrust, now: datetime | None) -> PdfSignature:
-    field_name = getattr(emb, "field_name", None)
+    # pyHanko's string objects hold a reference to the reader (and its open file): plain str only.
+    raw_name = getattr(emb, "field_name", None)
+    field_name = str(raw_name) if raw_name is not None else None
     problem = _byte_range_problem(emb, size)
     signer = None
     try:
@@ -443,7 +447,13 @@ def _validate(emb: Any, trust: PdfTrust, now: datetime | None) -> Any:
         moment=now)
     # Government signing certificates mark digitalSignature, nonRepudiation or both.
     usage = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False)
-    return validate_pdf_signature(emb, context, key_usage_settings=usage)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return validate_pdf_signature(emb, context, key_usage_settings=usage)
+    # pyHanko's synchronous API starts its own event loop, which cannot nest in a running one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(validate_pdf_signature, emb, context, key_usage_settings=usage).result()
 
 
 def _coverage(status: Any) -> str:
@@ -511,7 +521,7 @@ def _certificates(paths: Iterable[str | os.PathLike[str]]) -> list[x509.Certific
 
 # -- documents: the issuer rule and the original-plus-digitised rule (Điều 3.6) -------------
 
-ROLES = ("digitised", "original", "appendix", "other")
+from edxml.roles import ROLES  # noqa: E402  (re-exported for the document rules)
 ORIGINAL_TYPES = {
     "application/msword", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "application/vnd.oasis.opendocument.text", "application/rtf", "text/rtf",

@@ -37,6 +37,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from connectors.cloudevents import CloudEvent, KafkaRecord
 from edxml import model
 from edxml.errors import EdxmlError, GatewayError
+from edxml.roles import with_role
 from edxml.jsonform import node_from_dict, package_to_dict
 from edxml.model import (Attachment, Business, DocumentPackage, Kind, MessageHeader, StatusCode,
                          StatusHeader, StatusPackage, TraceHeader, TraceHeaderList, xml_fields)
@@ -451,11 +452,13 @@ class AttachmentRef:
     sha256: str
     size: int
     description: str | None = None
+    role: str | None = None  # digitised, original, appendix, other: carried in the Description
 
     def to_attachment(self, path: Path) -> Attachment:
         """The model attachment, its bytes at `path` (the file the store resolved)."""
         return Attachment(content_id=self.content_id, attachment_name=self.attachment_name,
-                          content_type=self.content_type, description=self.description,
+                          content_type=self.content_type,
+                          description=with_role(self.role, self.description),
                           path=Path(path), size=self.size, sha256=self.sha256)
 
 
@@ -668,7 +671,7 @@ def _attachment_ref(data: dict[str, Any], where: str, schemes: Collection[str]) 
     return AttachmentRef(content_id=data["content_id"], attachment_name=data["attachment_name"],
                          content_type=data["content_type"], uri=uri,
                          sha256=data["sha256"].lower(), size=data["size"],
-                         description=data.get("description"))
+                         description=data.get("description"), role=data.get("role"))
 
 
 def _check_business(business: Business) -> None:
@@ -940,6 +943,8 @@ def document_arrived(*, event_id: str, item: Any, result: Mapping[str, Any],
             "attachments": attachments, "signature": _signature(result["signature"]),
             "package_uri": archived.uri, "package_sha256": result["sha256"],
             "warnings": _warnings(result)}
+    if result.get("attachment_signatures") is not None:
+        data["attachment_signatures"] = result["attachment_signatures"]
     return _event(DOCUMENT_ARRIVED, id=event_id, source=source, data=data, time=time,
                   subject=document_id_of(result), agency=item.to_code)
 

@@ -28,7 +28,7 @@ import structlog
 from connectors.axis.client import DeliveryStatus, MessageType, ReceivedItem
 from connectors.kafka import EventConsumer, TopicPartition
 from edxml.errors import GatewayError
-from gateway import events, work
+from gateway import events, pdfcheck, work
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +149,7 @@ class InboundPoller:
             result = await asyncio.get_running_loop().run_in_executor(
                 ctx.pool, work.read_and_verify, str(package), str(scratch / "attachments"))
             ctx.metrics.package_seconds.labels("read_verify").observe(time.monotonic() - begun)
+            result = await pdfcheck.with_inbound_report(ctx, result)
             archived = await asyncio.to_thread(ctx.store.archive_package, package)
             refusal = self._refusal(item, result)
             if refusal is None:
@@ -184,7 +185,7 @@ class InboundPoller:
                                 "the package carries a placeholder signature")
         if sig["status"] == "absent" and policy != "allow-unsigned":
             return GatewayError("inbound.signature_required", "the package is not signed")
-        return None
+        return pdfcheck.inbound_refusal(result)
 
     async def _accept(self, item: ReceivedItem, flow: str, event_id: str, result: dict[str, Any],
                       archived: Any, bound: Any) -> None:
@@ -208,7 +209,8 @@ class InboundPoller:
                                axis_doc_id=item.doc_id, event_id=event_id,
                                document_id=events.document_id_of(result),
                                package_sha256=result["sha256"],
-                               signature=result["signature"]["status"])
+                               signature=result["signature"]["status"],
+                               attachment_signatures=pdfcheck.audit_text(result))
         ctx.metrics.message(flow, "ok", None, agency=item.to_code)
         if result["kind"] == "status":
             ref = result["package"]["message_header"].get("response_for", {})
@@ -229,7 +231,8 @@ class InboundPoller:
         await ctx.audit_record(flow=flow, step="quarantined", outcome="refused",
                                agency=item.to_code, axis_doc_id=item.doc_id, event_id=event_id,
                                package_sha256=result.get("sha256"), reason=refusal.reason,
-                               signature=(result.get("signature") or {}).get("status"))
+                               signature=(result.get("signature") or {}).get("status"),
+                               attachment_signatures=pdfcheck.audit_text(result))
         ctx.metrics.message(flow, "quarantined", refusal.reason, agency=item.to_code)
         ctx.metrics.dead_letter(flow, refusal.reason)
         bound.warning("inbound.quarantined", reason=refusal.reason, error=refusal.message)

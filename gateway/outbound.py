@@ -31,7 +31,7 @@ from connectors.axis.client import MessageType
 from connectors.cloudevents import CloudEvent, EnvelopeError, KafkaRecord
 from edxml.errors import GatewayError
 from edxml.values import VN_TZ
-from gateway import events, work
+from gateway import events, pdfcheck, work
 from connectors.store import unavailable
 from gateway.lanes import Abandoned
 from gateway.ledger import FAILED, INTENT, SENT, LedgerEntry
@@ -135,6 +135,7 @@ class OutboundPipeline:
         ctx = self.ctx
         flow = item.flow
         package = await self._retry(flow, lambda: self._materialise(item, scratch))
+        await pdfcheck.outbound_check(ctx, item, package)  # refuses an unsigned PDF, per agency
         out = scratch / "package.edxml"
         begun = time.monotonic()
         built = await asyncio.get_running_loop().run_in_executor(

@@ -180,3 +180,14 @@ def test_pdf_signed_here_is_valid_under_poppler_pdfsig(pdfs: SignedPdfs, tmp_pat
     changed.write_bytes(pdfs.tampered)
     out = subprocess.run([PDFSIG, str(changed)], capture_output=True, text=True, timeout=60)
     assert "Signature is Valid." not in out.stdout, out.stdout
+
+
+def test_report_holds_only_plain_values(pdfs: SignedPdfs, tmp_path: Path) -> None:
+    # Reports cross the worker-process boundary; pyHanko's objects hold the open file.
+    import pickle
+
+    path = tmp_path / "a.pdf"
+    path.write_bytes(pdfs.two_signatures)
+    report = analyse_pdf(path, pdfs.trust)
+    assert pickle.loads(pickle.dumps(report.as_dict())) == report.as_dict()
+    assert all(type(s.field) is str for s in report.signatures)
