@@ -778,7 +778,8 @@ def _event(event_type: str, *, id: str, source: str, data: dict[str, Any], time:
 
 def delivery_accepted(event: CloudEvent, item: Outbound, *, axis_doc_id: str,
                       package_sha256: str, attempts: int, source: str,
-                      time: datetime | None = None) -> CloudEvent:
+                      time: datetime | None = None,
+                      attachment_rules: Mapping[str, Any] | None = None) -> CloudEvent:
     """The axis took the package: tell the sending agency (publish keyed by `item.key`).
 
     The id is derived from the agency's event id, so answering again (after a crash, from the
@@ -787,6 +788,8 @@ def delivery_accepted(event: CloudEvent, item: Outbound, *, axis_doc_id: str,
     data = {"event_id": event.id, "flow": item.flow, "sender": item.sender,
             "recipients": list(item.recipients), "document_id": item.document_id,
             "axis_doc_id": axis_doc_id, "package_sha256": package_sha256, "attempts": attempts}
+    if attachment_rules:
+        data["attachment_rules"] = dict(attachment_rules)
     return _event(DELIVERY_ACCEPTED, id=_derived_id("delivery.accepted", event.id), source=source,
                   data=data, time=time, subject=item.document_id, agency=item.sender)
 

@@ -68,6 +68,7 @@ class OutboundPipeline:
         # ctx: gateway.daemon.Context — config, producer, axis, store, ledger, pool, audit,
         # metrics, publish (acknowledged publish with retry), agencies.
         self.ctx = ctx
+        self._attachment_rules: dict[str, dict[str, Any]] = {}  # event id -> rules reported
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -135,7 +136,11 @@ class OutboundPipeline:
         ctx = self.ctx
         flow = item.flow
         package = await self._retry(flow, lambda: self._materialise(item, scratch))
-        await pdfcheck.outbound_check(ctx, item, package)  # refuses an unsigned PDF, per agency
+        # Refuses an unsigned PDF or a missing original per agency; what is only reported goes
+        # into the delivery event.
+        rules = pdfcheck.delivery_rules(await pdfcheck.outbound_check(ctx, item, package))
+        if rules:
+            self._attachment_rules[event.id] = rules
         out = scratch / "package.edxml"
         begun = time.monotonic()
         built = await asyncio.get_running_loop().run_in_executor(
@@ -266,7 +271,8 @@ class OutboundPipeline:
                          sha: str | None, attempts: int, replayed: bool = False) -> None:
         ctx = self.ctx
         outcome = events.delivery_accepted(event, item, axis_doc_id=doc_id, package_sha256=sha,
-                                           attempts=attempts, source=ctx.source)
+                                           attempts=attempts, source=ctx.source,
+                                           attachment_rules=self._attachment_rules.pop(event.id, None))
         # Both must be in Kafka before the offset is committed; neither has to wait for the other.
         await asyncio.gather(
             ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.delivery, outcome,
@@ -282,6 +288,7 @@ class OutboundPipeline:
                       exc: GatewayError, bound: Any) -> None:
         ctx = self.ctx
         reason = exc.reason
+        self._attachment_rules.pop(event.id, None)
         bound.warning("outbound.failed", reason=reason, error=exc.message,
                       transient=exc.transient)
         entry = LedgerEntry(event.id, FAILED, item.flow, item.sender,

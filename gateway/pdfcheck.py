@@ -167,6 +167,15 @@ async def outbound_check(ctx: Any, item: Any, package: Mapping[str, Any]) -> dic
     return summary
 
 
+def delivery_rules(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The rule findings a `delivery.accepted` event carries (`attachment_rules`): those that
+    were checked and let the document through (a `report` breach, or a pass)."""
+    if not summary:
+        return None
+    rules = {name: summary[name] for name in ("issuer", "original_digitised") if name in summary}
+    return rules or None
+
+
 # -- inspect ---------------------------------------------------------------------------------
 
 

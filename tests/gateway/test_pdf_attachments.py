@@ -109,7 +109,8 @@ def test_inspect_reports_who_signed_each_pdf_and_the_roles(tmp_path: Path) -> No
 def lab(kafka_bootstrap, tmp_path_factory):
     lab = Lab(tmp_path_factory.mktemp("lab"), kafka_bootstrap, gateway_overrides={
         "H55": {"attachments": {"refuse_unsigned": ["000.00.00.H55"],
-                                "original_digitised_require": ["000.00.00.H55"]}},
+                                "original_digitised_require": ["000.00.00.H55"],
+                                "original_digitised_report": ["000.00.02.H55"]}},
         "H41": {"attachments": {"issuer_require": ["000.00.02.H55"]}},
     })
     lab.start()
@@ -148,6 +149,9 @@ async def test_signed_pdf_and_original_arrive_with_the_signer_reported(lab: Lab)
     sent = await h55.publish(events.DOCUMENT_SEND, doc, key=key)
     (accepted,) = await h55.wait_for("delivery", _for(sent))
     assert accepted.type == events.DELIVERY_ACCEPTED, accepted.data
+    assert accepted.data["attachment_rules"] == {
+        "issuer": {"policy": "require", "rule": "issuer", "ok": True},
+        "original_digitised": {"policy": "require", "rule": "original_digitised", "ok": True}}
 
     (arrived,) = await h41.wait_for(
         "inbound_documents", lambda e: e.data["package"]["message_header"]["document_id"] == key)
@@ -200,6 +204,9 @@ async def test_receiver_requiring_the_senders_signature_quarantines_and_answers_
     sent = await sender.publish(events.DOCUMENT_SEND, doc, key=key)
     (accepted,) = await sender.wait_for("delivery", _for(sent))
     assert accepted.type == events.DELIVERY_ACCEPTED, accepted.data
+    # Điều 3.6 is report-only for this sender: sent, and the missing original is told.
+    rule = accepted.data["attachment_rules"]["original_digitised"]
+    assert rule["policy"] == "report" and rule["ok"] is False and rule["reason"] == "attachment.roles"
 
     letters = await h41.wait_for("deadletter", lambda e: e.data.get("reason") == "attachment.unsigned")
     assert letters
