@@ -73,7 +73,7 @@ def xref_stream_bomb(_: SignedPdfs) -> bytes:
 def object_stream_bomb(_: SignedPdfs) -> bytes:
     """The catalog lives in an object stream with two stacked Flate layers (a ratio far above
     what one layer of Deflate can reach)."""
-    inner = zlib.compress(b"1 0 " + b" " * (200 * MiB) + b"<< /Type /Catalog >>", 9)
+    inner = zlib.compress(b"1 0 " + b" " * (64 * MiB) + b"<< /Type /Catalog >>", 9)
     data = zlib.compress(inner, 9)
     out = io.BytesIO()
     out.write(b"%PDF-1.7\n")

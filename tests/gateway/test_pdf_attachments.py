@@ -20,7 +20,10 @@ import pytest
 from edxml.pdfmake import minimal_pdf, sign_pdf
 from edxml.pki import Credential, init_test_pki
 from gateway import events
+from gateway.config import AttachmentsSection
 from gateway.lab import NGHE_AN, THAI_NGUYEN, AgencyClient, Lab
+
+from tests.gateway.test_config import confdir, error_of, load, minimal_toml  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -53,6 +56,25 @@ def signed_pdf(cred: Credential, text: str = "Quyet dinh") -> bytes:
         out = pool.submit(sign_pdf, minimal_pdf(text), cred.key, cred.certificate, cred.chain).result()
     assert out is not None
     return out
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def test_attachment_rules_default_to_report_and_off_and_are_set_per_agency(confdir: Path) -> None:
+    assert load(confdir).attachments == AttachmentsSection()
+    config = load(confdir, minimal_toml(attachments='issuer_policy = "off"\n'
+                                        'issuer_require = ["000.00.00.G22"]\n'
+                                        'refuse_unsigned = ["000.00.00.H55"]\n'
+                                        'original_digitised_report = ["000.00.00.H55"]'))
+    rules = config.attachments
+    assert rules.issuer_policy_for("000.00.00.G22") == "require"
+    assert rules.issuer_policy_for("000.00.00.H41") == "off"
+    assert rules.refuse_unsigned == ("000.00.00.H55",)
+    assert rules.original_digitised_for("000.00.00.H55") == "report"
+    assert rules.original_digitised_for("000.00.02.H55") == "off"
+    err = error_of(confdir, minimal_toml(attachments='issuer_policy = "strict"'))
+    assert err.reason == "config.invalid" and err.where == "attachments.issuer_policy"
 
 
 # -- inspect ----------------------------------------------------------------------------------
