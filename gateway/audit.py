@@ -81,7 +81,7 @@ STEPS: dict[str, str] = {
 
 #: Optional fields a record may carry, besides chain/seq/prev/hash/time/flow/step/outcome.
 OPTIONAL_FIELDS = ("agency", "document_id", "event_id", "axis_doc_id", "package_sha256",
-                   "signature", "reason", "version")
+                   "signature", "reason", "version", "attachment_signatures")
 
 REASONS: dict[str, str] = {
     "audit.record.invalid": "an audit record was asked for with a missing or malformed field "
@@ -216,11 +216,13 @@ class AuditLog:
     async def record(self, *, flow: str, step: str, outcome: str, agency: str | None = None,
                      document_id: str | None = None, event_id: str | None = None,
                      axis_doc_id: str | None = None, package_sha256: str | None = None,
-                     signature: str | None = None, reason: str | None = None) -> dict[str, Any]:
+                     signature: str | None = None, reason: str | None = None,
+                     attachment_signatures: str | None = None) -> dict[str, Any]:
         """Append one record and wait until `send` acknowledged it; returns the record."""
         fields = {"agency": agency, "document_id": document_id, "event_id": event_id,
                   "axis_doc_id": axis_doc_id, "package_sha256": package_sha256,
-                  "signature": signature, "reason": reason}
+                  "signature": signature, "reason": reason,
+                  "attachment_signatures": attachment_signatures}
         async with self._lock:
             if self._closed:
                 raise AuditError("audit.closed", f"chain {self.chain} is closed; no record "

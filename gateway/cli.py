@@ -118,6 +118,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             "warnings": [{"code": w.code, "message": w.message, "where": w.where}
                          for w in result.warnings],
         }
+        if result.kind == "edoc":
+            from gateway.pdfcheck import inspect_report
+
+            sender = (report["package"]["message_header"].get("from") or {}).get("organ_id")
+            report["attachment_signatures"] = inspect_report(result.attachments, args.trust,
+                                                             args.crl, sender)
         for att in report["package"].get("attachments", []):
             att.pop("path", None)
     if args.json:
@@ -159,6 +165,9 @@ def _print_inspect(report: dict[str, Any]) -> None:
         print(f"  signature: {sig['status']}{who}{why}")
     for w in report["warnings"]:
         print(f"  warning {w['code']}: {w['message']}" + (f" (at {w['where']})" if w['where'] else ""))
+    from gateway.pdfcheck import print_summary
+
+    print_summary(report.get("attachment_signatures"))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

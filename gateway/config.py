@@ -245,6 +245,23 @@ SECTIONS: dict[str, dict[str, Key]] = {
                                doc="largest arrived event published inline; above it the "
                                "document's Content goes to the store (content_ref)"),
     },
+    "attachments": {
+        "issuer_policy": Key("str", "report", choices=("off", "report", "require"),
+                             doc="inbound: a sender's main PDF must carry its valid signature "
+                                 "(report in the event, or require: quarantine with 02)"),
+        "issuer_require": Key("strs", (), doc="senders whose documents are quarantined when "
+                                              "their main PDF is not signed by them"),
+        "issuer_report": Key("strs", (), doc="senders only reported on, whatever issuer_policy"),
+        "refuse_unsigned": Key("strs", (), doc="our agencies that refuse to send a document "
+                                               "whose main PDF they have not validly signed"),
+        "original_digitised": Key("str", "off", choices=("off", "report", "require"),
+                                  doc="outbound Điều 3.6 rule for our agencies: a signed "
+                                      "digitised PDF plus an original data file"),
+        "original_digitised_require": Key("strs", (), doc="agencies for which 3.6 is require"),
+        "original_digitised_report": Key("strs", (), doc="agencies for which 3.6 is report"),
+        "max_pdf_bytes": Key("int", 2 * 1024 ** 3, minimum=1,
+                             doc="largest PDF whose signatures are analysed"),
+    },
     "store": {
         "root": Key("path", exists="dir", doc="attachment store and package archive"),
         "allowed_roots": Key("paths", (), exists="dir",
@@ -473,6 +490,36 @@ class InboundSection:
 
 
 @dataclass(frozen=True)
+class AttachmentsSection:
+    """Signed PDF attachments: the issuer rule and the original-plus-digitised rule (Điều 3.6)."""
+
+    issuer_policy: str = "report"
+    issuer_require: tuple[str, ...] = ()
+    issuer_report: tuple[str, ...] = ()
+    refuse_unsigned: tuple[str, ...] = ()
+    original_digitised: str = "off"
+    original_digitised_require: tuple[str, ...] = ()
+    original_digitised_report: tuple[str, ...] = ()
+    max_pdf_bytes: int = 2 * 1024 ** 3
+
+    def issuer_policy_for(self, sender: str) -> str:
+        """off, report or require for documents from ``sender`` (inbound)."""
+        if sender in self.issuer_require:
+            return "require"
+        if sender in self.issuer_report:
+            return "report"
+        return self.issuer_policy
+
+    def original_digitised_for(self, agency: str) -> str:
+        """off, report or require for documents ``agency`` sends."""
+        if agency in self.original_digitised_require:
+            return "require"
+        if agency in self.original_digitised_report:
+            return "report"
+        return self.original_digitised
+
+
+@dataclass(frozen=True)
 class StoreSection:
     root: Path
     allowed_roots: tuple[Path, ...] = ()
@@ -506,6 +553,7 @@ class GatewayConfig:
     store: StoreSection
     agencies: tuple[AgencyConfig, ...]
     source: Path | None = None
+    attachments: AttachmentsSection = AttachmentsSection()
     # Files holding secrets (keys, passwords, the axis secret): no attachment may reach them.
     secret_files: tuple[Path, ...] = ()
 
@@ -891,6 +939,12 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
                            "1000000 (the producer's request limit is 1 MiB)")
     store = StoreSection(**values["store"])
 
+    agencies = _agencies(loader, data.get("agencies", []))
+    attachments = AttachmentsSection(**values["attachments"])
+
+    return GatewayConfig(gateway=gateway, http=http, log=log, kafka=kafka, topics=topics,
+                         axis=axis, retry=retry, inbound=inbound, store=store,
+                         agencies=agencies, source=path, attachments=attachments)
     agencies = _agencies(loader, data.get("agencies", []), store)
     secret_files = _secret_files(loader, kafka, axis, agencies)
     key_dirs = tuple(dict.fromkeys(p.parent for a in agencies for p in (a.key, a.pkcs12)

@@ -2,8 +2,11 @@
 
 Starts a local Kafka broker (or uses the cluster in KAFKA_BOOTSTRAP_SERVERS), a test PKI, the
 axis SIMULATOR and one gateway per province (gateway.lab), then plays both agencies' software:
-UBND tỉnh Thái Nguyên (000.00.00.H55) sends a document with a PDF attachment to UBND tỉnh
-Nghệ An (000.00.00.H41); Nghệ An's software waits for it and answers with receipts 01 (đã
+UBND tỉnh Thái Nguyên (000.00.00.H55) sends a document to UBND tỉnh Nghệ An (000.00.00.H41):
+the PDF it signed (the digitised copy) and the DOCX it was made from (the original, Điều 3.6),
+with the rules on: Thái Nguyên refuses to send a PDF it has not signed or a document without
+its original, Nghệ An quarantines a document whose PDF the sender has not signed. The
+timeline shows who signed the PDF as Nghệ An sees it. Nghệ An's software waits for it and answers with receipts 01 (đã
 đến), 03 (tiếp nhận) and 06 (hoàn thành), which flow back to Thái Nguyên. Every step is
 printed as it happens. The demo then shows where everything is and keeps running until Ctrl-C
 (or exits at once with --no-wait), stopping the gateways, the simulator and the broker it
@@ -51,6 +54,12 @@ NUMBER, NOTATION = "101", "UBND-VP"
 SUBJECT = ("V/v phối hợp triển khai liên thông văn bản điện tử giữa UBND tỉnh "
            "Thái Nguyên và UBND tỉnh Nghệ An")
 RECEIPTS = (("01", "Đã đến"), ("03", "Tiếp nhận"), ("06", "Hoàn thành"))
+# The signed-attachment rules, switched on per agency as an operator would (docs/signatures.md).
+ATTACHMENT_RULES = {
+    "H55": {"attachments": {"refuse_unsigned": [SENDER], "original_digitised_require": [SENDER]}},
+    "H41": {"attachments": {"issuer_require": [SENDER]}},
+}
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 RECEIPT_PAUSE_SECONDS = 1.5
 STEP_TIMEOUT_SECONDS = 90.0
 READY_TIMEOUT_SECONDS = 90.0
@@ -148,6 +157,36 @@ def sample_pdf(lines: list[str]) -> bytes:
     out += (b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
             % (len(objects) + 1, xref))
     return bytes(out)
+
+
+def sample_docx(lines: list[str]) -> bytes:
+    """A minimal valid DOCX (WordprocessingML in a ZIP) with one paragraph per line."""
+    import io
+    import zipfile
+    from xml.sax.saxutils import escape
+
+    rels = "http://schemas.openxmlformats.org/package/2006/relationships"
+    paragraphs = "".join(f"<w:p><w:r><w:t xml:space=\"preserve\">{escape(line)}</w:t></w:r></w:p>"
+                         for line in lines)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml",
+                   '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+                   '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+                   f'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+                   f'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+                   f'<Override PartName="/word/document.xml" ContentType="{DOCX_TYPE}.main+xml"/>'
+                   '</Types>')
+        z.writestr("_rels/.rels",
+                   f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships '
+                   f'xmlns="{rels}"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
+                   'officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/>'
+                   '</Relationships>')
+        z.writestr("word/document.xml",
+                   '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w='
+                   '"http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
+                   f'{paragraphs}</w:body></w:document>')
+    return out.getvalue()
 
 
 def _load_localkafka() -> Any:
@@ -454,7 +493,7 @@ class Demo:
     def start_lab(self) -> None:
         from gateway.lab import DEMO_PROVINCES, Lab
 
-        self.lab = Lab(self.dir, self.bootstrap)
+        self.lab = Lab(self.dir, self.bootstrap, gateway_overrides=ATTACHMENT_RULES)
         try:
             self.lab.start()
         except RuntimeError as exc:
@@ -593,6 +632,7 @@ class Demo:
                     + (f" ({sig.get('reason')}: {sig.get('message')})" if sig.get("reason")
                        else "") + f"; signer {signer}"]
             more += [self.attachment_check(a) for a in data.get("attachments") or ()]
+            more += pdf_signature_lines(data.get("attachment_signatures"))
             if data.get("package_uri"):
                 self.archives.setdefault("received document", _uri_path(data["package_uri"]))
             self.tl.line(who, "document.arrived",
@@ -646,18 +686,31 @@ class Demo:
 
         today = date.today()
         name = f"cong-van-{NUMBER}-{NOTATION}.pdf"
-        pdf = sample_pdf([
+        unsigned_pdf = sample_pdf([
             "UY BAN NHAN DAN TINH THAI NGUYEN", "",
             f"So: {NUMBER}/{NOTATION}        Thai Nguyen, ngay {today:%d/%m/%Y}", "",
             _ascii(SUBJECT[:60]), _ascii(SUBJECT[60:]), "",
             "Kinh gui: UBND tinh Nghe An", "",
             "Van ban thu nghiem cua edoc-gateway demo (truc lien thong mo phong).",
         ])
-        attachment = thai_nguyen.attachment(name, pdf)
+        # The agency signs its PDF before sending it, as its document software does.
+        from edxml.pdfmake import sign_pdf
+
+        cred = self.lab.pki.material.agencies[SENDER]
+        pdf = await asyncio.to_thread(sign_pdf, unsigned_pdf, cred.key, cred.certificate, cred.chain,
+                                      reason=f"Ban hanh {NUMBER}/{NOTATION}")
+        assert pdf is not None
+        docx_name = f"cong-van-{NUMBER}-{NOTATION}.docx"
+        docx = sample_docx(["ỦY BAN NHÂN DÂN TỈNH THÁI NGUYÊN", f"Số: {NUMBER}/{NOTATION}", SUBJECT])
+        attachment = {**thai_nguyen.attachment(name, pdf), "role": "digitised",
+                      "description": "Bản ký số"}
+        original = {**thai_nguyen.attachment(docx_name, docx, DOCX_TYPE), "role": "original",
+                    "description": "Tệp gốc"}
         self.sent[name] = attachment
+        self.sent[docx_name] = original
         doc = thai_nguyen.document(to=[(RECIPIENT, RECIPIENT_NAME)], number=NUMBER,
-                                   notation=NOTATION, subject=SUBJECT, attachments=[attachment],
-                                   when=today)
+                                   notation=NOTATION, subject=SUBJECT,
+                                   attachments=[attachment, original], when=today)
         key = doc["message_header"]["document_id"]
         doc_id = str(uuid.uuid4())
         self.labels[doc_id] = f"document {NUMBER}/{NOTATION}"
@@ -678,7 +731,10 @@ class Demo:
         self.tl.line(THAI_NGUYEN.name, "document.send",
                      f"{NUMBER}/{NOTATION} to {RECIPIENT} {RECIPIENT_NAME}",
                      f"DocumentId {key}",
-                     f"attachment {name}: {len(pdf)} bytes, sha256 {attachment['sha256']}")
+                     f"attachment {name} (digitised, signed by {SENDER}): {len(pdf)} bytes, "
+                     f"sha256 {attachment['sha256']}",
+                     f"attachment {docx_name} (original): {len(docx)} bytes, "
+                     f"sha256 {original['sha256']}")
         await watcher.wait(lambda s: s.kind == "delivery" and
                            (s.event.data or {}).get("event_id") == doc_id,
                            step="send the document (Thái Nguyên gateway → axis)", log=tn_log,
@@ -693,9 +749,13 @@ class Demo:
         if data["signature"]["status"] != "valid":
             raise DemoError("receive the document", f"signature {data['signature']}", na_log)
         for att in data["attachments"]:
-            if att.get("sha256") != attachment["sha256"]:
+            if att.get("sha256") != self.sent.get(str(att.get("attachment_name")), {}).get("sha256"):
                 raise DemoError("receive the document", f"attachment {att} does not match "
                                 "the file sent", na_log)
+        signed = (data.get("attachment_signatures") or {}).get("attachments") or [{}]
+        if not any(s.get("verdict") == "valid" and (s.get("signer") or {}).get("organ_id") == SENDER
+                   for s in signed[0].get("signatures") or ()):
+            raise DemoError("receive the document", f"the PDF's signature: {signed[0]}", na_log)
 
         receipt_ids = []
         for code, text in RECEIPTS:
@@ -850,6 +910,30 @@ class Demo:
                              f"PKI stay in {_show(self.dir)}.")
         finally:
             signal.signal(signal.SIGINT, previous)
+
+
+def pdf_signature_lines(summary: dict[str, Any] | None) -> list[str]:
+    """Timeline lines: who signed each PDF attachment, as the receiving gateway judged it."""
+    lines = []
+    for att in (summary or {}).get("attachments") or ():
+        role = f" ({att['role']})" if att.get("role") else ""
+        if "status" not in att:
+            continue
+        if att["status"] != "signed":
+            lines.append(f"pdf {att['attachment_name']}{role}: {att['status']}"
+                         + (f" ({att.get('reason')})" if att.get("reason") else ""))
+            continue
+        for s in att.get("signatures") or ():
+            signer = s.get("signer") or {}
+            lines.append(f"pdf {att['attachment_name']}{role}: signed by "
+                         f"{signer.get('common_name') or signer.get('subject')} "
+                         f"[{signer.get('organ_id') or 'no UID'}] at {s.get('signing_time')}: "
+                         f"{s['verdict']}, covers {str(s.get('coverage')).replace('_', ' ')}")
+    issuer = (summary or {}).get("issuer")
+    if issuer:
+        lines.append(f"issuer rule ({issuer['policy']}): "
+                     + ("the sender signed its PDF" if issuer["ok"] else issuer.get("message", "")))
+    return lines
 
 
 def _plural(n: int, word: str) -> str:

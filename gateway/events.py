@@ -37,6 +37,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from connectors.cloudevents import CloudEvent, KafkaRecord
 from edxml import model
 from edxml.errors import EdxmlError, GatewayError
+from edxml.roles import with_role
 from edxml.jsonform import node_from_dict, package_to_dict
 from edxml.model import (Attachment, Business, DocumentPackage, Kind, MessageHeader, StatusCode,
                          StatusHeader, StatusPackage, TraceHeader, TraceHeaderList, xml_fields)
@@ -474,11 +475,13 @@ class AttachmentRef:
     sha256: str
     size: int
     description: str | None = None
+    role: str | None = None  # digitised, original, appendix, other: carried in the Description
 
     def to_attachment(self, path: Path) -> Attachment:
         """The model attachment, its bytes at `path` (the file the store resolved)."""
         return Attachment(content_id=self.content_id, attachment_name=self.attachment_name,
-                          content_type=self.content_type, description=self.description,
+                          content_type=self.content_type,
+                          description=with_role(self.role, self.description),
                           path=Path(path), size=self.size, sha256=self.sha256)
 
 
@@ -691,7 +694,7 @@ def _attachment_ref(data: dict[str, Any], where: str, schemes: Collection[str]) 
     return AttachmentRef(content_id=data["content_id"], attachment_name=data["attachment_name"],
                          content_type=data["content_type"], uri=uri,
                          sha256=data["sha256"].lower(), size=data["size"],
-                         description=data.get("description"))
+                         description=data.get("description"), role=data.get("role"))
 
 
 def _check_business(business: Business) -> None:
@@ -798,7 +801,8 @@ def _event(event_type: str, *, id: str, source: str, data: dict[str, Any], time:
 
 def delivery_accepted(event: CloudEvent, item: Outbound, *, axis_doc_id: str,
                       package_sha256: str, attempts: int, source: str,
-                      time: datetime | None = None) -> CloudEvent:
+                      time: datetime | None = None,
+                      attachment_rules: Mapping[str, Any] | None = None) -> CloudEvent:
     """The axis took the package: tell the sending agency (publish keyed by `item.key`).
 
     The id is derived from the agency's event id, so answering again (after a crash, from the
@@ -807,6 +811,8 @@ def delivery_accepted(event: CloudEvent, item: Outbound, *, axis_doc_id: str,
     data = {"event_id": event.id, "flow": item.flow, "sender": item.sender,
             "recipients": list(item.recipients), "document_id": item.document_id,
             "axis_doc_id": axis_doc_id, "package_sha256": package_sha256, "attempts": attempts}
+    if attachment_rules:
+        data["attachment_rules"] = dict(attachment_rules)
     return _event(DELIVERY_ACCEPTED, id=_derived_id("delivery.accepted", event.id), source=source,
                   data=data, time=time, subject=item.document_id, agency=item.sender)
 
@@ -992,6 +998,9 @@ def document_arrived(*, event_id: str, item: Any, result: Mapping[str, Any],
     if content_ref is not None:
         data["content_ref"] = {"uri": content_ref.uri, "sha256": content_ref.sha256,
                                "size": content_ref.size, "media_type": CONTENT_MEDIA_TYPE}
+
+    if result.get("attachment_signatures") is not None:
+        data["attachment_signatures"] = result["attachment_signatures"]
     return _event(DOCUMENT_ARRIVED, id=event_id, source=source, data=data, time=time,
                   subject=document_id_of(result), agency=item.to_code)
 

@@ -36,7 +36,7 @@ import structlog
 from connectors.axis.client import DeliveryStatus, MessageType, ReceivedItem
 from connectors.kafka import EventConsumer, TopicPartition
 from edxml.errors import GatewayError
-from gateway import admission, events, work
+from gateway import admission, events, pdfcheck, work
 from gateway.senders import SigningSenders
 
 log = structlog.get_logger(__name__)
@@ -249,6 +249,9 @@ class InboundPoller:
             try:
                 result = await asyncio.get_running_loop().run_in_executor(
                     ctx.pool, work.read_and_verify_bounded, str(package), str(attachments))
+                # The PDF signature report runs in the pool too: a PDF that kills a worker
+                # counts towards poison like the package itself.
+                result = await pdfcheck.with_inbound_report(ctx, result)
             except work.WorkerDied:
                 shutil.rmtree(attachments, ignore_errors=True)
                 if getattr(ctx.pool, "failed", None):
@@ -294,8 +297,9 @@ class InboundPoller:
                                 "the package carries a placeholder signature")
         if sig["status"] == "absent" and policy != "allow-unsigned":
             return GatewayError("inbound.signature_required", "the package is not signed")
-        return admission.downgrade_refusal(
+        return (admission.downgrade_refusal(
             result, must_sign=self.must_sign(admission.from_organ_id(result), result["kind"]))
+            or pdfcheck.inbound_refusal(result))
 
     async def _accept(self, item: ReceivedItem, flow: str, event_id: str, result: dict[str, Any],
                       archived: Any, bound: Any, scratch: Path) -> GatewayError | None:
@@ -346,7 +350,8 @@ class InboundPoller:
                                axis_doc_id=item.doc_id, event_id=event_id,
                                document_id=events.document_id_of(result),
                                package_sha256=result["sha256"],
-                               signature=result["signature"]["status"])
+                               signature=result["signature"]["status"],
+                               attachment_signatures=pdfcheck.audit_text(result))
         ctx.metrics.message(flow, "ok", None, agency=item.to_code)
         if result["kind"] == "status":
             ref = result["package"]["message_header"].get("response_for", {})
@@ -368,7 +373,8 @@ class InboundPoller:
         await ctx.audit_record(flow=flow, step="quarantined", outcome="refused",
                                agency=item.to_code, axis_doc_id=item.doc_id, event_id=event_id,
                                package_sha256=result.get("sha256"), reason=refusal.reason,
-                               signature=(result.get("signature") or {}).get("status"))
+                               signature=(result.get("signature") or {}).get("status"),
+                               attachment_signatures=pdfcheck.audit_text(result))
         ctx.metrics.message(flow, "quarantined", refusal.reason, agency=item.to_code)
         ctx.metrics.dead_letter(flow, refusal.reason)
         bound.warning("inbound.quarantined", reason=refusal.reason, error=refusal.message)

@@ -35,7 +35,7 @@ from connectors.cloudevents import CloudEvent, EnvelopeError, KafkaRecord
 from connectors.kafka import KafkaConnectorError
 from edxml.errors import GatewayError
 from edxml.values import VN_TZ
-from gateway import events, work
+from gateway import events, pdfcheck, work
 from connectors.store import unavailable
 from gateway.lanes import Abandoned
 from gateway.ledger import FAILED, INTENT, SENT, LedgerEntry, conflicts, identity_of
@@ -93,6 +93,7 @@ class OutboundPipeline:
         # ctx: gateway.daemon.Context — config, producer, axis, store, ledger, pool, audit,
         # metrics, publish (acknowledged publish with retry), agencies.
         self.ctx = ctx
+        self._attachment_rules: dict[str, dict[str, Any]] = {}  # event id -> rules reported
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -253,6 +254,11 @@ class OutboundPipeline:
         ctx = self.ctx
         flow = item.flow
         package = await self._retry(flow, lambda: self._materialise(item, scratch))
+        # Refuses an unsigned PDF or a missing original per agency; what is only reported goes
+        # into the delivery event.
+        rules = pdfcheck.delivery_rules(await pdfcheck.outbound_check(ctx, item, package))
+        if rules:
+            self._attachment_rules[event.id] = rules
         out = scratch / "package.edxml"
         begun = time.monotonic()
         # A worker that dies under the build (gateway.worker_died, transient) is replaced by
@@ -400,7 +406,8 @@ class OutboundPipeline:
                          sha: str | None, attempts: int, replayed: bool = False) -> None:
         ctx = self.ctx
         outcome = events.delivery_accepted(event, item, axis_doc_id=doc_id, package_sha256=sha,
-                                           attempts=attempts, source=ctx.source)
+                                           attempts=attempts, source=ctx.source,
+                                           attachment_rules=self._attachment_rules.pop(event.id, None))
         # Both must be in Kafka before the offset is committed; neither has to wait for the other.
         await asyncio.gather(
             ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.delivery, outcome,
@@ -417,6 +424,7 @@ class OutboundPipeline:
                       exc: GatewayError, bound: Any) -> None:
         ctx = self.ctx
         reason = exc.reason
+        self._attachment_rules.pop(event.id, None)
         bound.warning("outbound.failed", reason=reason, error=exc.message,
                       transient=exc.transient)
         entry = LedgerEntry(event.id, FAILED, item.flow, item.sender,

@@ -202,6 +202,24 @@ def read_and_verify_bounded(path: str, attachments_dir: str) -> dict[str, Any]:
                           "message": "reading the package needed more memory than a worker "
                                      "may use ([gateway] worker_memory_bytes)"}}
 
+_PDF_TRUST: Any = None
+
+
+def pdf_reports(paths: list[str], max_bytes: int) -> list[dict[str, Any]]:
+    """Who signed each PDF (`edxml.pdfsig` reports, JSON form), judged against the worker's
+    trust roots and CRLs; the trust material is read once per worker, on first use."""
+    from edxml.pdfsig import PdfLimits, PdfTrust, analyse_pdf
+
+    global _PDF_TRUST
+    if _PDF_TRUST is None:
+        setup = _SETUP or WorkerSetup(keys=())
+        try:
+            _PDF_TRUST = PdfTrust.from_paths(setup.trust_paths, setup.crl_files)
+        except (OSError, ValueError):  # the package trust store reports the same files itself
+            _PDF_TRUST = PdfTrust()
+    limits = PdfLimits(max_bytes=max_bytes)
+    return [analyse_pdf(path, _PDF_TRUST, limits=limits).as_dict() for path in paths]
+
 
 def _empty_trust() -> Any:
     from edxml.trust import TrustStore

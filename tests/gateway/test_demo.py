@@ -61,6 +61,12 @@ def test_the_timeline_shows_the_doc_id_the_signature_and_the_attachment_check(de
     assert "signature valid; signer UID=000.00.00.H55,CN=UBND tỉnh Thái Nguyên" in arrived
     assert re.search(r"attachment cong-van-101-UBND-VP\.pdf \(\d+ bytes, application/pdf\): "
                      r"sha256 matches the file sent; the stored copy re-hashes the same", arrived)
+    # Who signed the PDF, as the receiving side judged it, and the original next to it.
+    assert re.search(r"pdf cong-van-101-UBND-VP\.pdf \(digitised\): signed by UBND tỉnh Thái "
+                     r"Nguyên \[000\.00\.00\.H55\] at \S+: valid, covers whole file", arrived)
+    assert re.search(r"attachment cong-van-101-UBND-VP\.docx \(\d+ bytes, \S+\): sha256 matches",
+                     arrived)
+    assert "issuer rule (require): the sender signed its PDF" in arrived
     assert re.search(r"receipt\.arrived 06 +Hoàn thành — from 000\.00\.00\.H41, axis DocId "
                      r"\S+, signature valid", out)
     assert "every hash chain intact" in out
