@@ -939,12 +939,6 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
                            "1000000 (the producer's request limit is 1 MiB)")
     store = StoreSection(**values["store"])
 
-    agencies = _agencies(loader, data.get("agencies", []))
-    attachments = AttachmentsSection(**values["attachments"])
-
-    return GatewayConfig(gateway=gateway, http=http, log=log, kafka=kafka, topics=topics,
-                         axis=axis, retry=retry, inbound=inbound, store=store,
-                         agencies=agencies, source=path, attachments=attachments)
     agencies = _agencies(loader, data.get("agencies", []), store)
     secret_files = _secret_files(loader, kafka, axis, agencies)
     key_dirs = tuple(dict.fromkeys(p.parent for a in agencies for p in (a.key, a.pkcs12)
@@ -953,7 +947,8 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
 
     return GatewayConfig(gateway=gateway, http=http, log=log, kafka=kafka, topics=topics,
                          axis=axis, retry=retry, inbound=inbound, store=store,
-                         agencies=agencies, source=path, secret_files=secret_files)
+                         agencies=agencies, source=path, secret_files=secret_files,
+                         attachments=AttachmentsSection(**values["attachments"]))
 
 
 def _secret_files(loader: _Loader, kafka: KafkaSection, axis: AxisSection,

@@ -998,7 +998,6 @@ def document_arrived(*, event_id: str, item: Any, result: Mapping[str, Any],
     if content_ref is not None:
         data["content_ref"] = {"uri": content_ref.uri, "sha256": content_ref.sha256,
                                "size": content_ref.size, "media_type": CONTENT_MEDIA_TYPE}
-
     if result.get("attachment_signatures") is not None:
         data["attachment_signatures"] = result["attachment_signatures"]
     return _event(DOCUMENT_ARRIVED, id=event_id, source=source, data=data, time=time,
