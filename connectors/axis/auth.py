@@ -127,8 +127,8 @@ def sign_headers(*, systemid: str, secret: str, now: datetime, content_type: str
     `content_type_first`, as the reference client does for an upload, else next to its prefixed
     copy), in Java HashMap order. `late_params` are put into the map after timestamp and
     Content-Type (the reference client adds updateStatus's `status` last, which decides its
-    place in a HashMap bucket it shares with those two). Raises ValueError for a header name that is not a token or a
-    value that is not printable ASCII.
+    place in a HashMap bucket it shares with those two). Raises ValueError for a header name
+    that is not a token or a value that is not printable ASCII.
     """
     if dialect not in DIALECTS:
         raise ValueError(f"unknown wire dialect {dialect!r}")

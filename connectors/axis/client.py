@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import zlib
 import contextlib
 import hashlib
 import json
@@ -27,6 +26,7 @@ import os
 import re
 import ssl
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone

@@ -75,7 +75,8 @@ def fixed_moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ValueError(f"--clock {text!r} is neither ddMMyyyy'T'HHmmss+SSSS nor ISO 8601") from None
+        raise ValueError(f"--clock {text!r} is neither ddMMyyyy'T'HHmmss+SSSS "
+                         "nor ISO 8601") from None
     if moment.tzinfo is None:
         raise ValueError(f"--clock {text!r} needs a zone (e.g. +07:00)")
     return moment

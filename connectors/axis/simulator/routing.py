@@ -7,10 +7,10 @@ parsing stopped at the end of `edXMLHeader`, so a 1 GiB package costs one small 
 The relayed copy is the uploaded file with one more TraceHeader spliced in as the last
 TraceHeader of the TraceHeaderList, as the real axis does: right after the last TraceHeader
 already there, wherever `Bussiness` stands (the reference library writes `Bussiness` first, ours
-after the TraceHeaders); with no TraceHeader yet, before `Bussiness` or the end of the list. The splice is
-byte-level at the offset expat reported; everything else is copied unchanged, and the new
-element is written without surrounding whitespace because receivers' signatures exclude
-TraceHeader elements but not whitespace text.
+after the TraceHeaders); with no TraceHeader yet, before `Bussiness` or the end of the list.
+The splice is byte-level at the offset expat reported; everything else is copied unchanged, and
+the new element is written without surrounding whitespace because receivers' signatures
+exclude TraceHeader elements but not whitespace text.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import gzip
 import hashlib
 import ipaddress
 import json

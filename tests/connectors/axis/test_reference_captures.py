@@ -4,13 +4,13 @@ the reference dialect sends the same requests, header by header."""
 
 from __future__ import annotations
 
+import argparse
 import base64
 import gzip
-import hashlib
 import itertools
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from aiohttp import web
 from connectors.axis import AgencyRegistration, AxisClient, AxisClientConfig, DeliveryStatus
 from connectors.axis.auth import parse_timestamp
 from connectors.axis.simulator import RunningSimulator, SimulatorConfig, serve
+from connectors.axis.simulator.cli import add_arguments, config_from_args
 
 from tests.edxml import reference_built as rb
 
@@ -269,3 +270,20 @@ async def test_our_client_sends_what_the_reference_client_sends(recorder, tmp_pa
     for (k, v), (_, w) in zip(got, wanted):
         assert v == w, f"{name}: header {k}"
     assert body == want.body
+
+
+async def test_the_command_line_clock_replays_a_capture(tmp_path):
+    """`axis-sim --clock ...`, as docs/axis-simulator.md tells a lab to replay the captures."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    stamp = captured(DATA, "getAgenciesList").header(PREFIX + "timestamp")
+    args = parser.parse_args(["--db", str(tmp_path / "sim.sqlite"), "--clock", stamp,
+                              *[f"--client={s}:{k}" for s, k in SECRETS.items()]])
+    config = config_from_args(args)
+    assert config.clock() == parse_timestamp(stamp) and not config.strict
+    async with await serve(replace(config, shutdown_timeout=0.5)) as sim:
+        answer = await send_raw("127.0.0.1", sim.port, captured(DATA, "getAgenciesList"))
+    assert answer.status == 200 and answer.json()["ErrorCode"] == "0"
+    args = parser.parse_args(["--db", str(tmp_path / "s2.sqlite"), "--strict",
+                              "--clock", "2026-12-02T15:34:15+07:00", "--client", "S:k"])
+    assert config_from_args(args).strict

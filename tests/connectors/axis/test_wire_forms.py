@@ -8,6 +8,7 @@ import base64
 import gzip
 import hashlib
 import tempfile
+import zlib
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -242,6 +243,39 @@ async def test_simulator_gzip_fault_and_our_client(tmp_path, sim, tn, na, admin)
     downloaded = await na.download_edoc(item.doc_id, tmp_path / "in2.edxml")
     assert fetched.path.read_bytes() == downloaded.path.read_bytes()
     assert (await admin.counters())["faults_injected_total"]["gzip"] >= 4
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize("coding, pack", [
+    ("gzip", gzip.compress),
+    ("deflate", zlib.compress),          # zlib-wrapped, as the RFC says
+    ("deflate", _raw_deflate),           # raw, as some servers send it
+    ("identity", lambda data: data),
+])
+async def test_each_answer_encoding_is_decoded(coding, pack):
+    answer = b'{"status": "OK", "ErrorCode": "0", "ErrorDesc": "", "count": 5}'
+
+    async def handle(_request: web.Request) -> web.Response:
+        return web.Response(body=pack(answer), headers={"Content-Encoding": coding,
+                                                        "Content-Type": "application/json"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        config = AxisClientConfig(endpoint=f"http://127.0.0.1:{site.port}/a", systemid="S",
+                                  secret="k")
+        async with AxisClient(config) as client:
+            assert await client.count_receive_edoc() == 5
+    finally:
+        await runner.cleanup()
 
 
 async def test_a_truncated_gzip_answer_is_a_bad_response():
