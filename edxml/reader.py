@@ -522,13 +522,17 @@ def _manifest(root: _Node, b: _Builder) -> list[dict[str, str | None]]:
 _ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
 
 
-def _unwrap_zip(path: Path, limits: ReadLimits, declared_type: str) -> tuple[Path, str] | None:
+def _unwrap_zip(path: Path, limits: ReadLimits, declared_type: str,
+                name: str = "") -> tuple[Path, str] | None:
     """If the file is a ZIP wrapping exactly one file (the Java library's habit), unpack it.
 
-    The member's name is recorded, never used as a path. Expansion is bounded by size and ratio.
-    A damaged ZIP is an error only when the sender declared a ZIP; other bytes that merely start
-    like one are left as they are.
+    The reference library's rule: only an attachment declared `application/zip` whose name
+    does not end in `.zip` is a wrapper; a genuine `.zip` attachment is delivered as the ZIP it
+    is, and so is a ZIP declared as anything else. The member's name is recorded, never used as
+    a path. Expansion is bounded by size and ratio. A damaged wrapper is an error.
     """
+    if declared_type.lower() not in _ZIP_TYPES or name.lower().rstrip().endswith(".zip"):
+        return None
     with open(path, "rb") as f:
         if f.read(4) != mime.ZIP_MAGIC:
             return None
@@ -569,8 +573,6 @@ def _unwrap_zip(path: Path, limits: ReadLimits, declared_type: str) -> tuple[Pat
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError,
             RuntimeError, ValueError, OSError, zlib.error) as exc:
         path.with_name(path.name + ".unzipped").unlink(missing_ok=True)
-        if declared_type.lower() not in _ZIP_TYPES:
-            return None
         raise AttachmentError("edxml.attachment.truncated",
                               f"attachment is a damaged ZIP: {exc}") from None
 
@@ -635,7 +637,7 @@ def _attachments(handler: _Handler, b: _Builder, root: _Node,
         path, size, sha = sink.path, sink.size, sink.digest.hexdigest()
         member = None
         try:
-            unwrapped = _unwrap_zip(path, limits, att.content_type)
+            unwrapped = _unwrap_zip(path, limits, att.content_type, att.attachment_name)
         except AttachmentError as exc:
             path.unlink(missing_ok=True)
             reports.append(AttachmentReport(att, error=AttachmentError(exc.reason, exc.message,

@@ -28,9 +28,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from edxml import text, values
 from edxml.errors import EdxmlError
-from edxml.model import (NS, Attachment, DocumentPackage, Kind, StatusCode, StatusPackage,
-                         TraceHeaderList,
-                         xml_fields)
+from edxml.model import (NS, Attachment, Business, DocumentPackage, Kind, StatusCode,
+                         StatusPackage, TraceHeaderList, xml_fields)
 
 if TYPE_CHECKING:
     from edxml.signature import Signer
@@ -230,9 +229,10 @@ def _document_head(pkg: DocumentPackage) -> _Head:
     _emit_node(hops, TraceHeaderList(trace_headers=trace.trace_headers), "        ",
                "TraceHeaderList", "TraceHeaderList")
     business: list[str] = []
-    if trace.business is not None:
-        _emit_node(business, TraceHeaderList(business=trace.business), "        ",
-                   "TraceHeaderList", "TraceHeaderList")
+    # Always written: the reference library writes Bussiness in every document package (type 0
+    # for a new document), and software built on it gets null from getBussiness() without it.
+    _emit_node(business, TraceHeaderList(business=trace.business or Business()), "        ",
+               "TraceHeaderList", "TraceHeaderList")
     _check_attachments(pkg.attachments)
     tail = ("\n" + _HEADER_END + _manifest(pkg.attachments)
             + "  </edXML:edXMLEnvelope>\n  <AttachmentEncoded>\n")

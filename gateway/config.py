@@ -215,6 +215,9 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "max_connections": Key("int", 16, minimum=1, doc="connection pool size"),
         "poll": Key("bool", True, doc="poll the axis for inbound messages"),
         "poll_interval_seconds": _seconds(5.0, "pause between two polls of the received list"),
+        "dialect": Key("str", "reference", choices=("reference", "standard"),
+                       doc="wire form of the requests: the reference client's (what the real "
+                       "axis accepts today) or the written description's"),
     },
     "retry": {
         "max_attempts": Key("int", 10, minimum=1, doc="attempts of one step before giving up"),
@@ -435,6 +438,7 @@ class AxisSection:
     max_connections: int = 16
     poll: bool = True
     poll_interval_seconds: float = 5.0
+    dialect: str = "reference"
 
     def client_config(self) -> AxisClientConfig:
         from connectors.axis.client import AxisClientConfig
@@ -444,7 +448,8 @@ class AxisSection:
             connect_timeout=self.connect_timeout_seconds, read_timeout=self.read_timeout_seconds,
             total_timeout=self.timeout_seconds, transfer_timeout=self.transfer_timeout_seconds,
             ca_file=_str(self.ca_bundle), client_cert=_str(self.client_cert),
-            client_key=_str(self.client_key), pool_size=self.max_connections)
+            client_key=_str(self.client_key), pool_size=self.max_connections,
+            dialect=self.dialect)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,14 @@ fixes the timestamp once at start-up):
    ``XroadVnpt-hash-header`` = lowercase hex HMAC-SHA256(secret as UTF-8, JSON text as UTF-8),
    ``XroadVnpt-version: 3.0.201608``.
 
+That is the "standard" form, the one the written protocol description gives. The reference
+client that agencies use with the real axis every day (VNPT's SDKVXP) sends a different one, and
+the real axis accepts it (see docs/axis-simulator.md, "Wire forms"): no plain copies, only the
+``XroadVnpt-name`` headers (plus a plain ``Content-Type``), and the entries in the order a Java
+``HashMap`` of the plain names iterates, which `java_hashmap_order` reproduces. `sign_headers`
+writes either form (`dialect`); the verifier accepts both, since a server takes the order from
+the key list and must not assume one.
+
 The text we hash is exactly the text we send. The JSON is ASCII-only (non-ASCII escaped) so it
 survives as an HTTP header value. Timestamps are in Vietnam time (UTC+7, no daylight saving), the
 axis's local time, whatever the zone of the machine we run on.
@@ -64,26 +72,87 @@ def parse_timestamp(text: str) -> datetime:
     return datetime(year, month, day, hour, minute, second, millis * 1000, tzinfo=VIETNAM_TZ)
 
 
+def java_string_hash(text: str) -> int:
+    """Java's ``String.hashCode()`` (over UTF-16 code units), as an unsigned 32-bit int."""
+    h = 0
+    data = text.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
+    return h
+
+
+def java_hashmap_order(names: list[str]) -> list[str]:
+    """The iteration order of a ``java.util.HashMap`` holding `names`, inserted in this order.
+
+    The reference client keeps its parameters in a HashMap and signs them in its iteration
+    order: bucket index (the spread hash ``h ^ (h >>> 16)`` masked by the table size, 16 and
+    doubling past a load of 0.75), then insertion order inside a bucket. Java 8 turns a bucket
+    into a tree only past 8 entries, which a handful of headers never reaches.
+    """
+    size = 16
+    while len(names) > size * 0.75:
+        size *= 2
+    buckets: dict[int, list[str]] = {}
+    for name in names:
+        h = java_string_hash(name)
+        buckets.setdefault((h ^ (h >> 16)) & (size - 1), []).append(name)
+    return [name for index in sorted(buckets) for name in buckets[index]]
+
+
+def hex_without_padding(digest: bytes) -> str:
+    """Each byte as hex without zero padding (Java's ``Integer.toHexString(b & 0xff)``).
+
+    The reference client writes `hash-file` this way: 57 to 64 characters, equal to the standard
+    hex only when no byte is below 0x10.
+    """
+    return "".join(format(b, "x") for b in digest)
+
+
 def hmac_hex(secret: str, text: str) -> str:
     return hmac.new(secret.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+DIALECTS = ("reference", "standard")
+
+
 def sign_headers(*, systemid: str, secret: str, now: datetime, content_type: str,
-                 params: Mapping[str, str] | None = None) -> dict[str, str]:
+                 params: Mapping[str, str] | None = None, dialect: str = "standard",
+                 content_type_first: bool = False,
+                 late_params: Mapping[str, str] | None = None) -> dict[str, str]:
     """Build the complete, fresh header map of one request (insertion-ordered).
 
-    `params` are the call's own headers (`from`, `docId`, ...). Raises ValueError for a header
-    name that is not a token or a value that is not printable ASCII.
+    `params` are the call's own headers (`from`, `docId`, ...). `dialect` "standard" sends every
+    entry plain and prefixed, in the order systemid, timestamp, Content-Type, params;
+    "reference" sends the prefixed entries only (and a plain Content-Type, first when
+    `content_type_first`, as the reference client does for an upload, else next to its prefixed
+    copy), in Java HashMap order. `late_params` are put into the map after timestamp and
+    Content-Type (the reference client adds updateStatus's `status` last, which decides its
+    place in a HashMap bucket it shares with those two). Raises ValueError for a header name
+    that is not a token or a value that is not printable ASCII.
     """
-    entries: dict[str, str] = {
-        "systemid": systemid,
-        "timestamp": format_timestamp(now),
-        "Content-Type": content_type,
-    }
-    for name, value in (params or {}).items():
-        if any(name.lower() == existing.lower() for existing in entries):
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown wire dialect {dialect!r}")
+    stamp = format_timestamp(now)
+    if dialect == "reference":
+        # The reference client fills its map with systemid, the call's own parameters, then
+        # timestamp and Content-Type; only the HashMap's iteration order reaches the wire.
+        entries: dict[str, str] = {"systemid": systemid}
+        base = ("systemid", "timestamp", "Content-Type")
+    else:
+        entries = {"systemid": systemid, "timestamp": stamp, "Content-Type": content_type}
+        base = ()
+    late = dict(late_params or {})
+    for name, value in [*(params or {}).items(), *late.items()]:
+        if any(name.lower() == existing.lower() for existing in (*entries, *base)):
             raise ValueError(f"header {name!r} given twice")
         entries[name] = value
+    if dialect == "reference":
+        for name in late:
+            entries[name] = entries.pop(name)
+        entries = {"systemid": systemid, **{n: v for n, v in entries.items() if n not in late},
+                   "timestamp": stamp, "Content-Type": content_type,
+                   **{n: entries[n] for n in late}}
+        entries = {name: entries[name] for name in java_hashmap_order(list(entries))}
     for name, value in entries.items():
         if not _HEADER_NAME_RE.match(name):
             raise ValueError(f"header name {name!r} is not an HTTP token")
@@ -91,8 +160,15 @@ def sign_headers(*, systemid: str, secret: str, now: datetime, content_type: str
             raise ValueError(f"value of header {name!r} is not printable ASCII")
     signed = {PREFIX + name: value for name, value in entries.items()}
     text = json.dumps(signed, separators=(",", ":"), ensure_ascii=True)
-    headers = dict(entries)
-    headers.update(signed)
+    if dialect == "reference":
+        headers: dict[str, str] = {"Content-Type": content_type} if content_type_first else {}
+        for name, value in entries.items():
+            if name == "Content-Type" and not content_type_first:
+                headers["Content-Type"] = value
+            headers[PREFIX + name] = value
+    else:
+        headers = dict(entries)
+        headers.update(signed)
     headers[SIGN_HEADER_KEY] = ";".join(entries)
     headers[SIGN_HEADER] = text
     headers[HASH_HEADER] = hmac_hex(secret, text)
@@ -126,9 +202,26 @@ class VerifiedHeaders:
         return default
 
 
+def _count(headers: Mapping[str, str], name: str) -> int:
+    getall = getattr(headers, "getall", None)
+    if getall is not None:
+        return len(getall(name, []))
+    return 1 if name in headers else 0
+
+
 def verify_headers(headers: Mapping[str, str], *, secret_for: Callable[[str], str | None],
-                   now: datetime, window_seconds: float) -> VerifiedHeaders:
-    """Check a request's signature headers; `headers` must be a case-insensitive mapping."""
+                   now: datetime, window_seconds: float,
+                   max_age_seconds: float | None = None) -> VerifiedHeaders:
+    """Check a request's signature headers; `headers` must be a case-insensitive mapping (a
+    multidict, so that a header sent twice is seen twice).
+
+    A timestamp may lie `window_seconds` either side of `now`; with `max_age_seconds`, one in
+    the past is accepted up to that age (the reference client fixes its timestamp when its
+    service object is built and reuses the object for minutes).
+    """
+    for name in (SIGN_HEADER, SIGN_HEADER_KEY, HASH_HEADER):
+        if _count(headers, name) > 1:
+            raise AuthFailure("duplicate_header", f"header {name} sent more than once")
     text = headers.get(SIGN_HEADER)
     key_list = headers.get(SIGN_HEADER_KEY)
     mac = headers.get(HASH_HEADER)
@@ -154,6 +247,11 @@ def verify_headers(headers: Mapping[str, str], *, secret_for: Callable[[str], st
     if not hmac.compare_digest(hmac_hex(secret, text), mac.strip().lower()):
         raise AuthFailure("bad_hmac", "XroadVnpt-hash-header does not match the signed headers")
     for name in names:
+        # A second copy of a parameter would let a proxy or a server that reads the last one
+        # act on a value nobody signed.
+        if _count(headers, PREFIX + name) > 1 or _count(headers, name) > 1:
+            raise AuthFailure("duplicate_header", f"header {PREFIX + name} (or its plain copy) "
+                              "sent more than once")
         value = signed[PREFIX + name]
         sent = headers.get(PREFIX + name)
         if sent != value:
@@ -165,8 +263,9 @@ def verify_headers(headers: Mapping[str, str], *, secret_for: Callable[[str], st
         moment = parse_timestamp(stamp)
     except ValueError as exc:
         raise AuthFailure("malformed", str(exc)) from None
-    skew = abs((now - moment).total_seconds())
-    if skew > window_seconds:
+    age = (now - moment).total_seconds()
+    skew = abs(age)
+    if skew > window_seconds and not (max_age_seconds is not None and 0 < age <= max_age_seconds):
         raise AuthFailure("stale_timestamp",
                           f"timestamp {stamp} is {skew:.0f} s away from server time "
                           f"(window {window_seconds:.0f} s)")

@@ -6,6 +6,13 @@ turns every failure into `AxisError` (connectors.axis.errors). Packages travel a
 are streamed from disk with a Content-Length, downloads are streamed to disk, and the base64
 answer of getEdoc is decoded while it arrives, so memory stays bounded whatever the package size.
 The client does not retry; that is the caller's policy, driven by `AxisError.transient`.
+
+Two wire forms (`AxisClientConfig.dialect`; docs/axis-simulator.md, "Wire forms"):
+"reference" (the default) puts on the wire what the reference Java client (VNPT's SDKVXP) sends
+to the real axis every day: only `XroadVnpt-*` parameters in Java HashMap order, `hash-file` as
+unpadded hex and the package followed by CRLF, `to` as JSON array text, `docId`, POST with `{}`
+for the empty calls. "standard" is the form of the written protocol description, for an axis
+known to accept it. Answers compressed with gzip or deflate are decoded in both.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import os
 import re
 import ssl
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 import aiohttp
 import structlog
 
-from connectors.axis.auth import sign_headers
+from connectors.axis.auth import DIALECTS, VERSION_HEADER, hex_without_padding, sign_headers
 from connectors.axis.errors import AxisError
 
 log = structlog.get_logger("connectors.axis")
@@ -37,6 +45,13 @@ log = structlog.get_logger("connectors.axis")
 JSON_TYPE = "application/json"
 OCTET_TYPE = "application/octet-stream"
 SERVICE_TYPE = "eDoc"
+#: What the reference client says it is; some fronts of the axis may look at it.
+REFERENCE_USER_AGENT = "JAVASDKAgent/1.0.0 XRoad/VPCP"
+STANDARD_USER_AGENT = "edoc-gateway"
+#: The answer encodings we decode (and so the only ones we ask for).
+ACCEPT_ENCODING = "gzip,deflate"
+#: The body of the reference client's calls that carry nothing.
+EMPTY_JSON = b"{}"
 
 
 class MessageType(str, Enum):
@@ -62,8 +77,9 @@ class DeliveryStatus(str, Enum):
 @dataclass(frozen=True)
 class SendResult:
     doc_id: str            # the axis's id of the message (DocId)
-    sha256: str            # the hash-file header sent
-    size: int
+    sha256: str            # SHA-256 (standard hex) of the package file
+    size: int              # of the package file
+    hash_file: str = ""    # the hash-file header as sent (its form depends on the dialect)
 
 
 @dataclass(frozen=True)
@@ -225,8 +241,14 @@ class AxisClientConfig:
     pool_size: int = 16
     chunk_size: int = 256 * 1024
     max_answer_bytes: int = 64 * 1024 * 1024   # JSON answers other than getEdoc's data
-    user_agent: str = "edoc-gateway"
+    user_agent: str | None = None         # None: the dialect's own
+    dialect: str = "reference"            # "reference" | "standard": the wire form sent
     clock: Callable[[], datetime] = field(default=_now, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"axis dialect must be one of {', '.join(DIALECTS)}, "
+                             f"not {self.dialect!r}")
 
 
 class AxisClient:
@@ -236,6 +258,9 @@ class AxisClient:
     def __init__(self, config: AxisClientConfig) -> None:
         self._config = config
         self._base = config.endpoint.rstrip("/")
+        self._reference = config.dialect == "reference"
+        self._user_agent = config.user_agent or (
+            REFERENCE_USER_AGENT if self._reference else STANDARD_USER_AGENT)
         self._session: aiohttp.ClientSession | None = None
         self._ssl: ssl.SSLContext | None = None
         if config.ca_file or config.client_cert:
@@ -271,8 +296,7 @@ class AxisClient:
                                              ssl=self._ssl if self._ssl is not None else True)
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, auto_decompress=False,
-                skip_auto_headers=("User-Agent", "Content-Type"),
-                headers={"User-Agent": self._config.user_agent})
+                skip_auto_headers=("User-Agent", "Content-Type", "Accept-Encoding", "Accept"))
         return self._session
 
     # --- the calls -------------------------------------------------------------------------
@@ -280,27 +304,44 @@ class AxisClient:
     async def send_edoc(self, package: str | os.PathLike[str], *, from_organ: str,
                         messagetype: MessageType | str = MessageType.EDOC,
                         to: Sequence[str] = (), sha256: str | None = None) -> SendResult:
-        """Upload one package file; `sha256` (hex) is computed in a streaming pass if not given."""
+        """Upload one package file; `sha256` (standard hex of the file) is computed in a
+        streaming pass if not given."""
         path = Path(package)
         size = path.stat().st_size
         digest = sha256.lower() if sha256 else await asyncio.to_thread(sha256_file, path)
-        params = {"from": from_organ, "servicetype": SERVICE_TYPE,
-                  "messagetype": MessageType(messagetype).value, "hash-file": digest}
         if isinstance(to, str):
             to = [to]
-        if to:
-            params["to"] = ",".join(to)
+        if self._reference:
+            # The reference client: unpadded hex of the file's digest, the file then CRLF, `to`
+            # as JSON array text, and its own parameter order (set by the HashMap anyway).
+            try:
+                hash_file = hex_without_padding(bytes.fromhex(digest))
+            except ValueError:
+                hash_file = digest      # not hex: sent as given, the axis will say so
+            params = {"servicetype": SERVICE_TYPE, "messagetype": MessageType(messagetype).value,
+                      "hash-file": hash_file, "from": from_organ}
+            if to:
+                params["to"] = json.dumps(list(to), separators=(",", ":"))
+            trailer = b"\r\n"
+        else:
+            hash_file = digest
+            params = {"from": from_organ, "servicetype": SERVICE_TYPE,
+                      "messagetype": MessageType(messagetype).value, "hash-file": digest}
+            if to:
+                params["to"] = ",".join(to)
+            trailer = b""
         with path.open("rb") as fh:
-            # A file payload gives a Content-Length and is read in chunks off the event loop.
-            payload = aiohttp.payload.BufferedReaderPayload(fh, disposition=None,
-                                                            content_type=OCTET_TYPE)
+            # Streamed in chunks off the event loop, with a Content-Length (never chunked).
+            payload = aiohttp.payload.AsyncIterablePayload(
+                _file_chunks(fh, self._config.chunk_size, trailer), content_type=OCTET_TYPE)
             answer = await self._json_call("sendEdoc", "POST", params, content_type=OCTET_TYPE,
-                                           data=payload, timeout=self._transfer_timeout)
+                                           data=payload, timeout=self._transfer_timeout,
+                                           content_length=size + len(trailer))
         doc_id = answer.get("DocId", answer.get("docId"))
         if not isinstance(doc_id, (str, int)) or str(doc_id) == "":
             raise AxisError("axis.bad_response", "sendEdoc answer has no DocId",
                             operation="sendEdoc")
-        return SendResult(doc_id=str(doc_id), sha256=digest, size=size)
+        return SendResult(doc_id=str(doc_id), sha256=digest, size=size, hash_file=hash_file)
 
     async def get_received_edoc_list(
             self, messagetype: MessageType | str = MessageType.EDOC) -> tuple[ReceivedItem, ...]:
@@ -312,7 +353,7 @@ class AxisClient:
         """Fetch one message as base64-in-JSON, decoding it to `dest` as it arrives."""
         op = "getEdoc"
         dest = Path(dest)
-        async with self._exchange(op, "POST", {"docId": doc_id},
+        async with self._exchange(op, "POST", {"docId": doc_id}, data=self._empty_body(),
                                   timeout=self._transfer_timeout) as resp:
             if resp.status >= 300:
                 raise _http_error(op, resp.status, await self._read_capped(resp, op))
@@ -320,7 +361,7 @@ class AxisClient:
                 decoder = _Base64Sink(out)
                 reader = _JsonStreamReader("data", decoder.write)
                 try:
-                    async for chunk in resp.content.iter_chunked(self._config.chunk_size):
+                    async for chunk in _decoded_chunks(resp, self._config.chunk_size, op):
                         reader.feed(chunk)
                     answer = reader.finish()
                     _check_status(op, answer, resp.status)
@@ -343,10 +384,14 @@ class AxisClient:
                                   timeout=self._transfer_timeout) as resp:
             if resp.status >= 300:
                 raise _http_error(op, resp.status, await self._read_capped(resp, op))
-            first = await resp.content.read(self._config.chunk_size)
+            chunks = _decoded_chunks(resp, self._config.chunk_size, op)
+            first = b""
+            async for first in chunks:
+                if first:
+                    break
             if first.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
                 # The axis answers errors as JSON; a package starts with "<".
-                body = first + await self._read_capped(resp, op)
+                body = first + await self._read_capped(resp, op, chunks=chunks)
                 answer = _decode_json(op, body, resp.status)
                 _check_status(op, answer, resp.status)
                 raise AxisError("axis.bad_response", "downloadEdoc answered JSON, not a package",
@@ -354,12 +399,13 @@ class AxisClient:
             digest = hashlib.sha256()
             size = 0
             with _PartFile(dest) as out:
-                chunk = first
-                while chunk:
+                out.write(first)
+                digest.update(first)
+                size += len(first)
+                async for chunk in chunks:
                     out.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
-                    chunk = await resp.content.read(self._config.chunk_size)
                 if size == 0:
                     raise AxisError("axis.bad_response", "downloadEdoc answered an empty body",
                                     operation=op, http_status=resp.status)
@@ -367,8 +413,12 @@ class AxisClient:
         return FetchResult(doc_id=doc_id, path=dest, size=size, sha256=digest.hexdigest())
 
     async def update_status(self, doc_id: str, status: DeliveryStatus | str) -> None:
-        await self._json_call("updateStatus", "POST",
-                              {"docid": doc_id, "status": DeliveryStatus(status).value})
+        status = DeliveryStatus(status).value
+        if self._reference:
+            await self._json_call("updateStatus", "POST", {"docId": doc_id},
+                                  late_params={"status": status}, data=EMPTY_JSON)
+        else:
+            await self._json_call("updateStatus", "POST", {"docid": doc_id, "status": status})
 
     async def get_sent_edoc_list(self, *, messagetype: MessageType | str = MessageType.EDOC,
                                  doc_id: str | None = None) -> tuple[SentItem, ...]:
@@ -379,10 +429,20 @@ class AxisClient:
         return _items(answer, SentItem, _SENT_FIELDS, "getSentEdocList")
 
     async def count_receive_edoc(self) -> int:
-        return _count(await self._json_call("countReceiveEdoc", "GET", {}), "countReceiveEdoc")
+        return await self._count_call("countReceiveEdoc", MessageType.EDOC)
 
     async def count_receive_status(self) -> int:
-        return _count(await self._json_call("countReceiveStatus", "GET", {}), "countReceiveStatus")
+        return await self._count_call("countReceiveStatus", MessageType.STATUS)
+
+    async def _count_call(self, op: str, messagetype: MessageType) -> int:
+        if self._reference:
+            # POST with `{}`, naming the mailbox as the list call does (the reference client).
+            answer = await self._json_call(op, "POST", {"servicetype": SERVICE_TYPE,
+                                                        "messagetype": messagetype.value},
+                                           data=EMPTY_JSON)
+        else:
+            answer = await self._json_call(op, "GET", {})
+        return _count(answer, op)
 
     async def get_agencies_list(self) -> tuple[Agency, ...]:
         answer = await self._json_call("getAgenciesList", "POST", {})
@@ -402,19 +462,41 @@ class AxisClient:
 
     # --- plumbing ----------------------------------------------------------------------------
 
+    def _empty_body(self) -> bytes | None:
+        """The body of a call that carries nothing: `{}` in the reference form."""
+        return EMPTY_JSON if self._reference else None
+
     @contextlib.asynccontextmanager
     async def _exchange(self, op: str, method: str, params: Mapping[str, str], *,
                         content_type: str = JSON_TYPE, data: Any = None,
-                        timeout: aiohttp.ClientTimeout | None = None
+                        timeout: aiohttp.ClientTimeout | None = None,
+                        content_length: int | None = None,
+                        late_params: Mapping[str, str] | None = None
                         ) -> AsyncIterator[aiohttp.ClientResponse]:
         """One signed request; aiohttp and timeout errors raised while it or the caller's body
         runs are translated to AxisError."""
+        upload = content_type == OCTET_TYPE
         try:
             headers = sign_headers(systemid=self._config.systemid, secret=self._config.secret,
                                    now=self._config.clock(), content_type=content_type,
-                                   params=params)
+                                   params=params, dialect=self._config.dialect,
+                                   content_type_first=upload, late_params=late_params)
         except ValueError as exc:
             raise AxisError("axis.bad_request", str(exc), operation=op) from None
+        # The reference client's place for it: between the signature and the version.
+        version = headers.pop(VERSION_HEADER)
+        headers["User-Agent"] = self._user_agent
+        headers[VERSION_HEADER] = version
+        if content_length is None and self._reference and method != "GET":
+            content_length = len(data) if isinstance(data, bytes) else 0
+        if content_length is not None:
+            headers["Content-Length"] = str(content_length)
+        if self._reference and isinstance(data, bytes) and data:
+            # The reference client's HTTP library announces every JSON body this way.
+            headers["Expect"] = "100-continue"
+        if not upload:
+            # We decode these (`_decoded_chunks`); the reference client asks for them too.
+            headers["Accept-Encoding"] = ACCEPT_ENCODING
         session = self._get_session()
         started = time.monotonic()
         status: int | None = None
@@ -439,9 +521,12 @@ class AxisClient:
 
     async def _json_call(self, op: str, method: str, params: Mapping[str, str], *,
                          content_type: str = JSON_TYPE, data: Any = None,
-                         timeout: aiohttp.ClientTimeout | None = None) -> dict[str, Any]:
+                         timeout: aiohttp.ClientTimeout | None = None,
+                         content_length: int | None = None,
+                         late_params: Mapping[str, str] | None = None) -> dict[str, Any]:
         async with self._exchange(op, method, params, content_type=content_type, data=data,
-                                  timeout=timeout) as resp:
+                                  timeout=timeout, content_length=content_length,
+                                  late_params=late_params) as resp:
             body = await self._read_capped(resp, op)
             if resp.status >= 300:
                 raise _http_error(op, resp.status, body)
@@ -449,11 +534,15 @@ class AxisClient:
             _check_status(op, answer, resp.status)
             return answer
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse, op: str) -> bytes:
+    async def _read_capped(self, resp: aiohttp.ClientResponse, op: str, *,
+                           chunks: AsyncIterator[bytes] | None = None) -> bytes:
+        """The (decoded) answer body, at most `max_answer_bytes` of it."""
         limit = self._config.max_answer_bytes
         parts: list[bytes] = []
         total = 0
-        async for chunk in resp.content.iter_chunked(self._config.chunk_size):
+        if chunks is None:
+            chunks = _decoded_chunks(resp, self._config.chunk_size, op)
+        async for chunk in chunks:
             total += len(chunk)
             if total > limit:
                 raise AxisError("axis.bad_response", f"answer larger than {limit} bytes",
@@ -585,6 +674,58 @@ def _count(answer: Mapping[str, Any], op: str) -> int:
 
 
 # --- files and streams --------------------------------------------------------------------------
+
+async def _file_chunks(fh: Any, chunk_size: int, trailer: bytes = b"") -> AsyncIterator[bytes]:
+    """A file's bytes in chunks read off the event loop, then `trailer`."""
+    while chunk := await asyncio.to_thread(fh.read, chunk_size):
+        yield chunk
+    if trailer:
+        yield trailer
+
+
+async def _decoded_chunks(resp: aiohttp.ClientResponse, chunk_size: int,
+                          op: str) -> AsyncIterator[bytes]:
+    """The answer body as it arrives, undoing a gzip or deflate Content-Encoding.
+
+    A proxy in front of the axis (or the axis itself) may compress; the reference client
+    decodes it, so must we. Each piece handed on is at most `chunk_size` bytes, however well the
+    input compresses, so the callers' size caps hold for the decoded bytes.
+    """
+    coding = resp.headers.get("Content-Encoding", "").strip().lower()
+    if coding in ("", "identity"):
+        async for chunk in resp.content.iter_chunked(chunk_size):
+            yield chunk
+        return
+    if coding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif coding == "deflate":
+        decoder = None          # zlib-wrapped, or raw as some servers send it: see first bytes
+    else:
+        raise AxisError("axis.bad_response", f"answer uses Content-Encoding {coding!r}",
+                        operation=op, http_status=resp.status)
+    try:
+        async for chunk in resp.content.iter_chunked(chunk_size):
+            if decoder is None:
+                raw = len(chunk) >= 2 and (chunk[0] & 0x0F != 8 or (chunk[0] << 8 | chunk[1]) % 31)
+                decoder = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+            data = chunk
+            while data:
+                piece = decoder.decompress(data, chunk_size)
+                data = decoder.unconsumed_tail
+                if piece:
+                    yield piece
+                if decoder.eof:
+                    break
+        if decoder is not None:
+            tail = decoder.flush()
+            if tail:
+                yield tail
+            if not decoder.eof:
+                raise AxisError("axis.bad_response", f"{coding} answer ends early",
+                                operation=op, http_status=resp.status)
+    except zlib.error as exc:
+        raise AxisError("axis.bad_response", f"{coding} answer cannot be decoded: {exc}",
+                        operation=op, http_status=resp.status) from None
 
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1024 * 1024) -> str:
     """SHA-256 hex of a file, read in chunks."""

@@ -340,25 +340,27 @@ def attachment_cases(creds: Credentials) -> Iterator[InboundCase]:
     zeros = corpus.zeros_member
     stored = corpus.stored
     pdf = corpus.PDF
+    # Wrappers as the reference library writes them: declared application/zip under the
+    # wrapped file's own name (an attachment named *.zip is a ZIP file, never unwrapped).
     zip_type = "application/zip"
     escape = ESCAPE_MARK.encode()
     cases: list[tuple[str, str, tuple[corpus.Att, ...], str]] = [
         ("zip-bomb-4mib", "a ZIP-wrapped attachment that inflates 4 MiB of zeros",
-         (corpus.Att(name="bom.zip", ctype=zip_type,
+         (corpus.Att(name="bom.pdf", ctype=zip_type,
                      content=corpus.zip_bytes([zeros(b"a.pdf", BOMB)])),),
          "edxml.attachment.zip_bomb"),
         ("zip-bomb-lies-about-size", "a ZIP member declaring 10 bytes that inflates 4 MiB: "
-         "a damaged ZIP", (corpus.Att(name="bom.zip", ctype=zip_type, content=corpus.zip_bytes(
+         "a damaged ZIP", (corpus.Att(name="bom.pdf", ctype=zip_type, content=corpus.zip_bytes(
              [zeros(b"a.pdf", BOMB, declared=10)])),), "edxml.attachment.truncated"),
         ("zip-declares-1tib", "a ZIP64 member declaring 1 TiB",
-         (corpus.Att(name="huge.zip", ctype=zip_type, content=corpus.zip_bytes(
+         (corpus.Att(name="huge.pdf", ctype=zip_type, content=corpus.zip_bytes(
              [zeros(b"a.pdf", 1 + 258 * 4, zip64_size=1 << 40)])),), "edxml.attachment.zip_bomb"),
         ("zip-bomb-second-attachment", "the second of two attachments is a ZIP bomb",
-         (corpus.Att(), corpus.Att(cid="cid:2", name="b.zip", ctype=zip_type,
+         (corpus.Att(), corpus.Att(cid="cid:2", name="b.pdf", ctype=zip_type,
                                    content=corpus.zip_bytes([zeros(b"b", BOMB)]))),
          "edxml.attachment.zip_bomb"),
         ("zip-truncated", "a declared ZIP cut in the middle",
-         (corpus.Att(name="cut.zip", ctype=zip_type,
+         (corpus.Att(name="cut.pdf", ctype=zip_type,
                      content=corpus.zip_bytes([stored(b"a.pdf", pdf)], cut=200)),),
          "edxml.attachment.truncated"),
         ("duplicate-content-id", "two attachments with one ContentId",
@@ -377,11 +379,11 @@ def attachment_cases(creds: Credentials) -> Iterator[InboundCase]:
                                 b"C:/Windows/" + escape + b".pdf")):
         cases.append((f"zip-slip-{i}", f"a ZIP-wrapped attachment whose member is {member!r}: the "
                       "name is recorded, never used as a path",
-                      (corpus.Att(name="goi.zip", ctype=zip_type,
+                      (corpus.Att(name="goi.pdf", ctype=zip_type,
                                   content=corpus.zip_bytes([stored(member, pdf + bytes([i]))])),),
                       PUBLISHED))
     cases.append(("zip-slip-two-members", "a ZIP of two traversal members is kept as a ZIP",
-                  (corpus.Att(name="goi.zip", ctype=zip_type, content=corpus.zip_bytes(
+                  (corpus.Att(name="goi.pdf", ctype=zip_type, content=corpus.zip_bytes(
                       [stored(b"../../" + escape + b"-1.pdf", pdf),
                        stored(b"../../" + escape + b"-2.pdf", pdf + b"2")])),), PUBLISHED))
     for i, name in enumerate(("../../../../../../tmp/" + ESCAPE_MARK + "-name.pdf",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import tracemalloc
 import unicodedata
 from datetime import date, datetime
@@ -73,6 +74,18 @@ def test_output_uses_explicit_edxml_prefixes_and_unprefixed_attachments(tmp_path
     body = data.split("<edXML:ContentTransferEncoded", 1)[1]
     base64_text = body.split(">", 1)[1].split("<", 1)[0]
     assert "\n" not in base64_text  # single-line base64
+
+
+def test_new_document_without_a_business_flow_still_carries_bussiness_type_0(tmp_path):
+    pkg = _document(tmp_path)
+    assert pkg.trace_header_list.business is None
+    root = etree.fromstring(package_bytes(pkg))
+    (business,) = root.iter(f"{{{NS}}}Bussiness")
+    assert etree.QName(business.getparent()).localname == "TraceHeaderList"
+    assert business.findtext(f"{{{NS}}}BussinessDocType") == "0"
+    # Software built on the reference library reads it; the round trip sees a new document.
+    assert read_package(io.BytesIO(package_bytes(pkg)), tmp_path / "r").package \
+        .trace_header_list.business.business_doc_type == 0
 
 
 def test_written_packages_validate_against_the_xsd(tmp_path):

@@ -175,6 +175,14 @@ def test_wrong_values_are_invalid_with_the_key_named(confdir: Path, section: str
     assert err.message.startswith(f"{where}: ") and fragment in err.message
 
 
+def test_axis_wire_dialect_is_the_reference_clients_unless_set(confdir: Path) -> None:
+    assert load(confdir).axis.client_config().dialect == "reference"
+    config = load(confdir, env={"EDOC_GATEWAY__AXIS__DIALECT": "standard"})
+    assert config.axis.client_config().dialect == "standard"
+    err = error_of(confdir, env={"EDOC_GATEWAY__AXIS__DIALECT": "java"})
+    assert err.reason == "config.invalid" and err.where == "axis.dialect"
+
+
 def test_choices_are_matched_without_regard_to_case(confdir: Path) -> None:
     config = load(confdir, minimal_toml(
         log='level = "DEBUG"', kafka='bootstrap_servers = "b:9093"\nsecurity_protocol = "ssl"'))

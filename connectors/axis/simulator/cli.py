@@ -7,10 +7,12 @@ import asyncio
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import structlog
 
+from connectors.axis.auth import parse_timestamp
 from connectors.axis.simulator.faults import FaultSpecError, parse_cli_fault
 from connectors.axis.simulator.server import BANNER, SimulatorConfig, serve
 
@@ -37,6 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timestamp-window", type=float, default=300.0, metavar="SECONDS",
                         help="refuse requests whose signed timestamp is further than this "
                              "from the simulator's clock (default 300)")
+    parser.add_argument("--max-timestamp-age", type=float, default=86400.0, metavar="SECONDS",
+                        help="not --strict: also accept a signed timestamp up to this old, as "
+                             "the reference client reuses one for minutes (default 86400)")
+    parser.add_argument("--strict", action="store_true",
+                        help="accept only the written description's wire form (standard hex "
+                             "hash-file of the exact body, comma-separated to, GET for the "
+                             "count calls, the timestamp window both ways) and refuse a "
+                             "replayed signature: for proving a client that sends that form")
+    parser.add_argument("--clock", metavar="TIMESTAMP",
+                        help="freeze the simulator's clock at this moment (ddMMyyyy'T'HHmmss+SSSS "
+                             "in Vietnam time, or ISO 8601 with a zone), e.g. to replay "
+                             "captured requests with their own timestamps")
+    parser.add_argument("--gzip-answers", action="store_true",
+                        help="gzip every answer whose request accepts it (as a proxy may)")
     parser.add_argument("--fault", action="append", default=[], metavar="KIND[:k=v,...]",
                         help="initial fault rule, e.g. error:rate=0.2,status=503,ops=sendEdoc "
                              "(repeatable; see docs/axis-simulator.md)")
@@ -48,6 +64,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     parser.add_argument("--tls-key", help="key of --tls-cert, if not in the same file")
     parser.add_argument("--tls-client-ca", help="require client certificates issued by this CA")
+
+
+def fixed_moment(text: str) -> datetime:
+    """`--clock`: an axis timestamp (Vietnam time) or an ISO 8601 moment with its zone."""
+    try:
+        return parse_timestamp(text.strip())
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"--clock {text!r} is neither ddMMyyyy'T'HHmmss+SSSS "
+                         "nor ISO 8601") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"--clock {text!r} needs a zone (e.g. +07:00)")
+    return moment
 
 
 def _parse_client(text: str) -> tuple[str, str]:
@@ -67,7 +99,13 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         raise ValueError("give at least one --client SYSTEMID:SECRET (or --clients-file)")
     now = time.time()
     faults = tuple(parse_cli_fault(text, now=now) for text in args.fault)
+    extra = {}
+    if args.clock:
+        frozen = fixed_moment(args.clock)
+        extra["clock"] = lambda: frozen
     return SimulatorConfig(
+        **extra, strict=args.strict, gzip_answers=args.gzip_answers,
+        max_timestamp_age=args.max_timestamp_age,
         db_path=args.db, clients=clients, host=args.host, port=args.port,
         data_dir=args.data_dir, seed_path=args.seed, timestamp_window=args.timestamp_window,
         faults=faults, fault_seed=args.fault_seed, trace_organ_id=args.trace_organ_id,

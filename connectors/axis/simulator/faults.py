@@ -15,6 +15,8 @@ Kinds:
                  from now) for `duration` seconds
   lose_response  perform the call (e.g. store the sent message), then drop the connection
   bad_response   answer HTTP 200 with a body that is not JSON
+  gzip           compress the answer with gzip (Content-Encoding), as a proxy in front of the
+                 axis may; only when the request's Accept-Encoding allows gzip
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-KINDS = ("latency", "error", "timeout", "reset", "outage", "lose_response", "bad_response")
+KINDS = ("latency", "error", "timeout", "reset", "outage", "lose_response", "bad_response",
+         "gzip")
 
 _FIELDS = {"kind", "rate", "operations", "count", "ms", "status", "seconds", "start",
            "start_in", "duration", "at"}
@@ -135,6 +138,7 @@ class Decision:
     reset_at: str | None = None
     lose_response: bool = False
     bad_response: bool = False
+    gzip: bool = False
     fired: list[str] = field(default_factory=list)
 
 
@@ -199,4 +203,6 @@ class FaultInjector:
                 decision.lose_response = True
             elif rule.kind == "bad_response":
                 decision.bad_response = True
+            elif rule.kind == "gzip":
+                decision.gzip = True
         return decision

@@ -4,11 +4,13 @@ The header reader is a hardened streaming parser: expat with DTDs, entity declar
 external entities refused, elements matched on namespace URI + local name (any prefix), and
 parsing stopped at the end of `edXMLHeader`, so a 1 GiB package costs one small read.
 
-The relayed copy is the uploaded file with one more TraceHeader spliced in as the last one of
-the TraceHeaderList (before `Bussiness` if present), as the real axis does. The splice is
-byte-level at the offset expat reported; everything else is copied unchanged, and the new
-element is written without surrounding whitespace because receivers' signatures exclude
-TraceHeader elements but not whitespace text.
+The relayed copy is the uploaded file with one more TraceHeader spliced in as the last
+TraceHeader of the TraceHeaderList, as the real axis does: right after the last TraceHeader
+already there, wherever `Bussiness` stands (the reference library writes `Bussiness` first, ours
+after the TraceHeaders); with no TraceHeader yet, before `Bussiness` or the end of the list.
+The splice is byte-level at the offset expat reported; everything else is copied unchanged, and
+the new element is written without surrounding whitespace because receivers' signatures
+exclude TraceHeader elements but not whitespace text.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class PackageHeader:
     status_code: str
     has_trace_list: bool
     trace_prefix: str                  # prefix of TraceHeaderList ("" when unprefixed)
-    insert_at: int | None              # byte offset of <Bussiness> or of </TraceHeaderList>
+    insert_at: int | None              # byte offset after the last </TraceHeader>, else of
+                                       # <Bussiness> or of </TraceHeaderList>
     self_closing_list: tuple[int, int] | None   # (start, end) of an empty <TraceHeaderList/>
     header_end: int                    # byte offset where parsing stopped
 
@@ -140,6 +143,8 @@ def read_package_header(path: str | os.PathLike[str], *,
             collecting = None
         if path == _TL:
             trace["end"] = parser.CurrentByteIndex
+        elif path == _TL + ("TraceHeader",):
+            trace["last_trace_end"] = parser.CurrentByteIndex   # where its end tag starts
         stack.pop()
         if path == _HEADER:
             raise _Stop
@@ -175,6 +180,8 @@ def read_package_header(path: str | os.PathLike[str], *,
 
     self_closing = None
     insert_at = trace.get("insert_at")
+    if "last_trace_end" in trace:
+        insert_at = _after_tag(path, int(trace["last_trace_end"]))
     if "start" in trace and insert_at is None:
         end_at = int(trace["end"])
         with open(path, "rb") as fh:
@@ -199,6 +206,18 @@ def read_package_header(path: str | os.PathLike[str], *,
         self_closing_list=self_closing,
         header_end=header_end,
     )
+
+
+def _after_tag(path: str | os.PathLike[str], offset: int) -> int:
+    """The offset just past the tag that starts at `offset` (an end tag or an empty-element
+    tag: no attribute values, so the first '>' closes it)."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        tag = fh.read(4096)
+    close = tag.find(b">")
+    if close < 0:
+        raise Unroutable("cannot find the end of the last TraceHeader")
+    return offset + close + 1
 
 
 def trace_header_bytes(prefix: str, organ_id: str, timestamp: str) -> bytes:

@@ -8,7 +8,15 @@ its own TraceHeader appended on relay) and can be told to fail in the ways a rea
 State lives in SQLite plus a directory of package files, so a restart loses nothing.
 
 Error codes are the simulator's own (the axis publishes none); the answer shape is the real one:
-`{"status": "FAIL", "ErrorCode": "...", "ErrorDesc": "..."}`.
+`{"status": "FAIL", "ErrorCode": "...", "ErrorDesc": "..."}`. Every field the reference client
+reads as a string is a string (never JSON null), and answers are gzip-compressed when asked
+(`gzip_answers`, or the `gzip` fault) and the request accepts it.
+
+Strictness is explicit. By default the simulator accepts both wire forms, the reference client's
+and the written description's (connectors/axis/simulator/forms.py), and counts which form each
+request used. `strict` keeps the written description's checks only (standard hex `hash-file` of
+the exact body, comma-separated `to`, GET for the count calls, the timestamp window both ways)
+and adds a replay cache: that is the mode for proving our own client in its standard form.
 """
 
 from __future__ import annotations
@@ -37,7 +45,9 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from connectors.axis.auth import VIETNAM_TZ, AuthFailure, VerifiedHeaders, verify_headers
+from connectors.axis.auth import (HASH_HEADER, VIETNAM_TZ, AuthFailure, VerifiedHeaders,
+                                  hex_without_padding, verify_headers)
+from connectors.axis.simulator import forms
 from connectors.axis.simulator.faults import (Decision, FaultInjector, FaultRule,
                                               FaultSpecError)
 from connectors.axis.simulator.routing import (Unroutable, read_package_header,
@@ -50,13 +60,16 @@ BANNER = "AXIS SIMULATOR - not the national document axis (Truc lien thong van b
 SERVER_HEADER = "edoc-axis-simulator/0.1 (SIMULATOR; not the national document axis)"
 ADAPTER_PATH = "/XrdAdapter/adapter"
 
-#: operation -> HTTP method (axis.md §1)
+#: operation -> HTTP method (axis.md §1, as the reference client calls them)
 OPERATIONS = {
     "sendEdoc": "POST", "getReceivedEdocList": "POST", "getEdoc": "POST",
     "downloadEdoc": "GET", "updateStatus": "POST", "getSentEdocList": "POST",
-    "countReceiveEdoc": "GET", "countReceiveStatus": "GET", "getAgenciesList": "POST",
+    "countReceiveEdoc": "POST", "countReceiveStatus": "POST", "getAgenciesList": "POST",
     "getAgenciesListQD20": "POST", "registerAgency": "POST", "deleteAgency": "POST",
 }
+#: Other methods accepted: the written description has the count calls as GET (refused by
+#: `strict` the other way round: there GET is the only one).
+_ALSO_ACCEPTED = {"countReceiveEdoc": "GET", "countReceiveStatus": "GET"}
 _BODY_OPERATIONS = {"sendEdoc", "registerAgency"}
 
 #: The simulator's ErrorCodes (the real axis publishes no catalogue).
@@ -86,15 +99,28 @@ COUNTERS = {
     "status_updates_total": ("status", "updateStatus calls by status."),
     "rejected_total": ("reason", "Requests refused, by reason."),
     "faults_injected_total": ("kind", "Simulated faults fired, by kind."),
+    "request_forms_total": ("form", "Authenticated requests by wire form: reference, standard, "
+                                    "mixed, either (docs/axis-simulator.md)."),
+    "form_points_total": ("point", "Wire-form points seen, as point=form "
+                                   "(e.g. hash_file=standard)."),
 }
 METRIC_PREFIX = "edoc_axis_simulator_"
 
+#: The /admin/requests entry of the request being handled.
+_RECORD = web.RequestKey("record", dict)
+
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# The reference client's unpadded hex: 57 to 64 characters in practice, 32 at the very least.
+_UNPADDED_SHA256_RE = re.compile(r"^[0-9a-f]{32,64}$")
 _CHUNK = 256 * 1024
 
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _new_id(_kind: str) -> str:
+    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True)
@@ -106,6 +132,11 @@ class SimulatorConfig:
     data_dir: Path | None = None                       # default: <db_path>.files
     seed_path: Path | None = None                      # default: the bundled seed
     timestamp_window: float = 300.0
+    # Not strict: a signed timestamp may be this old (the reference client reuses one for as
+    # long as its service object lives; a JVM on UTC even sends UTC wall time, 7 h behind).
+    max_timestamp_age: float = 86400.0
+    strict: bool = False
+    gzip_answers: bool = False                         # compress answers that may be
     faults: tuple[FaultRule, ...] = ()
     fault_seed: int | None = None
     trace_organ_id: str | None = None                  # default: the sender's systemid
@@ -115,6 +146,8 @@ class SimulatorConfig:
     tls_client_ca: str | None = None                   # require client certificates
     shutdown_timeout: float = 5.0
     clock: Callable[[], datetime] = field(default=_utcnow, repr=False, compare=False)
+    # The axis's ids for a new message ("message") and a recipient's copy ("delivery").
+    new_id: Callable[[str], str] = field(default=_new_id, repr=False, compare=False)
 
 
 class _Refusal(Exception):
@@ -181,6 +214,7 @@ class AxisSimulator:
         self.faults = FaultInjector(config.faults, seed=config.fault_seed,
                                     clock=lambda: self.config.clock().timestamp())
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
+        self._seen_macs: dict[tuple[str, str], float] = {}   # strict: (systemid, HMAC) -> time
 
     def close(self) -> None:
         self.store.close()
@@ -232,6 +266,7 @@ class AxisSimulator:
     async def _api(self, request: web.Request) -> web.StreamResponse:
         op = request.path.rstrip("/").rsplit("/", 1)[-1]
         record: dict[str, Any] = {"time": time.time(), "operation": op, "method": request.method}
+        request[_RECORD] = record
         self.recent.append(record)
         try:
             response = await self._dispatch(request, op, record)
@@ -245,16 +280,41 @@ class AxisSimulator:
         except _Dropped:
             record.setdefault("outcome", "dropped")
             return web.Response(status=499)     # never reaches the client: connection is gone
+        finally:
+            self._count_form(record)
         record.setdefault("outcome", "ok")
         record["http_status"] = response.status
+        if record.get("gzip") and not response.prepared:
+            self._compress(request, response)
         return response
+
+    def _count_form(self, record: dict[str, Any]) -> None:
+        points = record.get("form_points")
+        if points is None:
+            return
+        record["form"] = forms.form_of(points)
+        self.store.bump("request_forms_total", record["form"])
+        for point, form in sorted(points.items()):
+            self.store.bump("form_points_total", f"{point}={form}")
+
+    @staticmethod
+    def _compress(request: web.Request, response: web.StreamResponse) -> None:
+        """gzip the answer if the request accepts it (the reference client asks for it)."""
+        accepted = request.headers.get("Accept-Encoding", "").lower()
+        if "gzip" in accepted:
+            response.enable_compression(web.ContentCoding.gzip)  # not deflate: what proxies do
 
     async def _dispatch(self, request: web.Request, op: str,
                         record: dict[str, Any]) -> web.StreamResponse:
         method = OPERATIONS.get(op)
         if method is None:
             raise _Refusal(404, "1", f"Khong ho tro dich vu {op}", "request.unknown_operation")
-        if request.method != method:
+        if self.config.strict:
+            method = _ALSO_ACCEPTED.get(op, method)
+            accepted = {method}
+        else:
+            accepted = {method, _ALSO_ACCEPTED.get(op, method)}
+        if request.method not in accepted:
             raise _Refusal(405, "1", f"Dich vu {op} dung phuong thuc {method}", "request.method")
         self.store.bump("requests_total", op)
         decision = self.faults.decide(
@@ -263,6 +323,8 @@ class AxisSimulator:
             self.store.bump("faults_injected_total", kind)
         if decision.fired:
             record["faults"] = list(decision.fired)
+        if decision.gzip or self.config.gzip_answers:
+            record["gzip"] = True
         if decision.outage:
             record["outcome"] = "fault.outage"
             return _fail(503, "503", "He thong dang bao tri, vui long thu lai sau (simulated outage)")
@@ -279,15 +341,21 @@ class AxisSimulator:
         if decision.reset_at == "request":
             record["outcome"] = "fault.reset"
             await self._reset_mid_request(request)
+        now = self.config.clock()
         try:
-            verified = verify_headers(request.headers, secret_for=self.config.clients.get,
-                                      now=self.config.clock(),
-                                      window_seconds=self.config.timestamp_window)
+            verified = verify_headers(
+                request.headers, secret_for=self.config.clients.get, now=now,
+                window_seconds=self.config.timestamp_window,
+                max_age_seconds=None if self.config.strict else self.config.max_timestamp_age)
+            if self.config.strict:
+                self._check_replay(verified, request.headers.get(HASH_HEADER, ""), now)
         except AuthFailure as failure:
             raise _Refusal(401, "2", f"Xac thuc that bai: {failure.message}",
                            f"auth.{failure.kind}") from None
         record["systemid"] = verified.systemid
         record["signed"] = [name for name, _ in verified.entries]
+        record["form_points"] = forms.header_points(op, request.method, request.headers,
+                                                    verified)
         handler = getattr(self, f"_op_{op}")
         response = await handler(request, verified, decision)
         if decision.lose_response:
@@ -302,6 +370,16 @@ class AxisSimulator:
             return web.Response(status=200, content_type="text/html",
                                 text="<html><body>Bad gateway (simulated)</body></html>")
         return response
+
+    def _check_replay(self, verified: VerifiedHeaders, mac: str, now: datetime) -> None:
+        """Strict: a signed header set is good for one request (inside the timestamp window)."""
+        horizon = now.timestamp() - 2 * self.config.timestamp_window
+        for key in [k for k, seen in self._seen_macs.items() if seen < horizon]:
+            del self._seen_macs[key]
+        key = (verified.systemid, mac.strip().lower())
+        if key in self._seen_macs:
+            raise AuthFailure("replayed", "these signed headers were already used once")
+        self._seen_macs[key] = now.timestamp()
 
     # --- faults that cut connections ---------------------------------------------------------
 
@@ -373,8 +451,9 @@ class AxisSimulator:
         message_type = self._message_type(v, default=None)
         service_type = v.get("servicetype") or "eDoc"
         hash_file = self._required(v, "hash-file").lower()
-        if not _SHA256_RE.match(hash_file):
+        if not (_SHA256_RE if self.config.strict else _UNPADDED_SHA256_RE).match(hash_file):
             raise _Refusal(400, "1", "hash-file phai la SHA-256 dang hex", "request.bad_header")
+        explicit = self._recipients(v)
         agency = self.store.agency(sender)
         if agency is None or agency["systemid"] != v.systemid:
             raise _Refusal(200, "3", f"Don vi gui {sender} khong dung voi ma da dang ky: "
@@ -384,10 +463,19 @@ class AxisSimulator:
                            "package.too_large")
         tmp = self.incoming / f"{uuid.uuid4()}.part"
         try:
-            size, digest = await self._receive_body(request, tmp)
-            if digest != hash_file:
+            size, digest, without_crlf = await self._receive_body(request, tmp)
+            match = self._match_hash(hash_file, digest, without_crlf)
+            if match is None:
                 raise _Refusal(200, "6", f"Ma hash cua goi tin khong khop: hash-file {hash_file},"
                                f" nhan duoc {digest}", "package.hash_mismatch")
+            points = request[_RECORD].setdefault("form_points", {})
+            points.update(match[1])
+            if match[0] != digest:
+                # The reference client sends the package followed by CRLF, and hashes the
+                # package alone: the CRLF is framing, not part of the package.
+                size -= 2
+                os.truncate(tmp, size)
+                digest = match[0]
             try:
                 header = await asyncio.to_thread(read_package_header, tmp)
             except Unroutable as exc:
@@ -396,7 +484,6 @@ class AxisSimulator:
             if header.from_organ != sender:
                 raise _Refusal(200, "3", f"Don vi gui trong goi tin ({header.from_organ or '-'})"
                                f" khac tham so from ({sender})", "package.sender_mismatch")
-            explicit = [c.strip() for c in re.split(r"[,;]", v.get("to") or "") if c.strip()]
             if message_type == "edoc":
                 recipients = explicit or list(header.to_organs)
             else:
@@ -408,7 +495,7 @@ class AxisSimulator:
                 if self.store.agency(code) is None:
                     raise _Refusal(200, "4", f"Don vi nhan {code} khong ton tai tren truc",
                                    "recipient.unknown")
-            doc_id = str(uuid.uuid4())
+            doc_id = self.config.new_id("message")
             path = self.packages / f"{doc_id}.edxml"
             now = self.config.clock()
             if message_type == "edoc":
@@ -426,7 +513,7 @@ class AxisSimulator:
         else:
             ref = header.response_for[0].document_id if header.response_for else ""
             key_base = ["status", sender, ref, header.status_code] if ref else None
-        deliveries = [NewDelivery(receiver_doc_id=str(uuid.uuid4()), to_code=code,
+        deliveries = [NewDelivery(receiver_doc_id=self.config.new_id("delivery"), to_code=code,
                                   dedupe_key=None if key_base is None
                                   else json.dumps(key_base + [code], ensure_ascii=False))
                       for code in recipients]
@@ -448,8 +535,48 @@ class AxisSimulator:
                  recipients=recipients, size=size, duplicates=len(duplicates))
         return _ok(DocId=doc_id)
 
-    async def _receive_body(self, request: web.Request, tmp: Path) -> tuple[int, str]:
+    def _recipients(self, v: VerifiedHeaders) -> list[str]:
+        """The `to` header: a comma list, or (not strict) JSON array text as the reference
+        client sends it (`["000.00.00.H55"]`)."""
+        text = (v.get("to") or "").strip()
+        if text.startswith("[") and not self.config.strict:
+            try:
+                codes = json.loads(text)
+            except ValueError:
+                codes = None
+            if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+                raise _Refusal(400, "1", "to phai la danh sach ma don vi", "request.bad_header")
+            return [c.strip() for c in codes if c.strip()]
+        return [c.strip() for c in re.split(r"[,;]", text) if c.strip()]
+
+    def _match_hash(self, hash_file: str, digest: str,
+                    without_crlf: str | None) -> tuple[str, dict[str, str]] | None:
+        """Which body the hash-file names, and in which form: (digest of the package, points).
+
+        The exact body in standard hex is always accepted; not strict, also the body minus a
+        final CRLF, and the unpadded hex of the reference client."""
+        bodies = [(digest, forms.STANDARD)]
+        if without_crlf is not None and not self.config.strict:
+            bodies.append((without_crlf, forms.REFERENCE))
+        for body_digest, framing in bodies:
+            standard = hash_file == body_digest
+            unpadded = hex_without_padding(bytes.fromhex(body_digest))
+            reference = hash_file == unpadded and not self.config.strict
+            if not (standard or reference):
+                continue
+            points = {"framing": framing}
+            if unpadded != body_digest:      # otherwise both forms are the same text
+                points["hash_file"] = forms.STANDARD if standard else forms.REFERENCE
+            return body_digest, points
+        return None
+
+    async def _receive_body(self, request: web.Request,
+                            tmp: Path) -> tuple[int, str, str | None]:
+        """Store the upload; its size, SHA-256, and SHA-256 without its last two bytes if
+        those are CRLF (else None)."""
         digest = hashlib.sha256()
+        trimmed = hashlib.sha256()      # lags two bytes behind `digest`
+        tail = b""
         size = 0
         limit = self.config.max_upload_bytes
         try:
@@ -460,13 +587,16 @@ class AxisSimulator:
                         raise _Refusal(413, "9", f"Goi tin vuot qua {limit} byte",
                                        "package.too_large")
                     digest.update(chunk)
+                    held = tail + chunk
+                    trimmed.update(held[:-2])
+                    tail = held[-2:]
                     fh.write(chunk)
         except (ConnectionError, aiohttp.ClientPayloadError):
             self.store.bump("rejected_total", "upload.aborted")
             raise _Dropped from None
         if size == 0:
             raise _Refusal(400, "1", "Goi tin rong", "request.empty_body")
-        return size, digest.hexdigest()
+        return size, digest.hexdigest(), trimmed.hexdigest() if tail == b"\r\n" else None
 
     def _delivery(self, v: VerifiedHeaders, name: str):
         doc_id = self._required(v, name)
@@ -477,12 +607,12 @@ class AxisSimulator:
 
     async def _op_getReceivedEdocList(self, _request, v: VerifiedHeaders, _decision):
         rows = self.store.received(v.systemid, self._message_type(v))
-        return _ok(data=[{
+        return _ok(data=[_strings({
             "docId": r["receiver_doc_id"], "serviceType": r["service_type"],
             "messageType": r["message_type"], "created_time": r["created_time"],
             "updated_time": r["updated_time"], "from": r["from_code"], "to": r["to_code"],
             "status": r["status"], "status_desc": r["status_desc"] or STATUS_DESC[r["status"]],
-        } for r in rows])
+        }) for r in rows])
 
     async def _op_countReceiveEdoc(self, _request, v: VerifiedHeaders, _decision):
         return _ok(count=len(self.store.received(v.systemid, "edoc")))
@@ -500,7 +630,10 @@ class AxisSimulator:
         self.store.mark_fetched(row["receiver_doc_id"])
         self.store.bump("fetched_total", "getEdoc")
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        response.content_length = length
+        if request[_RECORD].get("gzip"):
+            self._compress(request, response)
+        if not response.compression:
+            response.content_length = length
         await response.prepare(request)
         await response.write(prefix)
         sent = len(prefix)
@@ -525,7 +658,10 @@ class AxisSimulator:
         self.store.mark_fetched(row["receiver_doc_id"])
         self.store.bump("fetched_total", "downloadEdoc")
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-        response.content_length = size
+        if request[_RECORD].get("gzip"):
+            self._compress(request, response)
+        if not response.compression:
+            response.content_length = size
         await response.prepare(request)
         sent = 0
         with open(path, "rb") as fh:
@@ -554,7 +690,7 @@ class AxisSimulator:
 
     async def _op_getSentEdocList(self, _request, v: VerifiedHeaders, _decision):
         rows = self.store.sent(v.systemid, self._message_type(v), v.get("docId"))
-        return _ok(data=[{
+        return _ok(data=[_strings({
             "serviceType": r["service_type"], "messageType": r["message_type"],
             "senderDocId": r["doc_id"], "receiverDocId": r["receiver_doc_id"],
             "fromCode": r["from_code"], "toCode": r["to_code"], "title": r["title"],
@@ -562,11 +698,13 @@ class AxisSimulator:
             "receivedTime": r["received_time"], "sendStatus": "done",
             "sendStatusDesc": "Da gui len truc", "receiveStatus": r["receive_status"],
             "receiveStatusDesc": r["receive_status_desc"] or STATUS_DESC[r["receive_status"]],
-        } for r in rows])
+        }) for r in rows])
 
     async def _op_getAgenciesList(self, _request, _v, _decision):
-        return _ok(data=[{"id": r["id"], "code": r["code"], "name": r["name"], "mail": r["mail"],
-                          "pid": r["pid"], "oldCode": r["old_code"]}
+        # A top-level agency has no parent: "" (the reference client reads every field with
+        # getAsString(), which fails on a JSON null).
+        return _ok(data=[_strings({"id": r["id"], "code": r["code"], "name": r["name"],
+                                   "mail": r["mail"], "pid": r["pid"], "oldCode": r["old_code"]})
                          for r in self.store.agencies()])
 
     async def _op_getAgenciesListQD20(self, _request, v: VerifiedHeaders, _decision):
@@ -575,8 +713,8 @@ class AxisSimulator:
             level = int(level_text) if level_text else 0
         except ValueError:
             raise _Refusal(400, "1", "level phai la so nguyen", "request.bad_header") from None
-        return _ok(data=[{"id": r["id"], "code": r["code20"], "code102": r["code"],
-                          "name": r["name"], "mail": r["mail"]}
+        return _ok(data=[_strings({"id": r["id"], "code": r["code20"], "code102": r["code"],
+                                   "name": r["name"], "mail": r["mail"]})
                          for r in self.store.agencies()
                          if r["code20"] and (level <= 0 or r["code20"].count(".") + 1 == level)])
 
@@ -683,6 +821,11 @@ class AxisSimulator:
         self.faults.configure({"rules": []})
         log.info("axis_sim.faults_cleared")
         return web.json_response(self.faults.state())
+
+
+def _strings(row: Mapping[str, Any]) -> dict[str, str]:
+    """Every field as a string, "" for none: what the reference client can read."""
+    return {key: "" if value is None else str(value) for key, value in row.items()}
 
 
 def _prom_escape(value: str) -> str:

@@ -117,7 +117,7 @@ def test_verifier_refuses_wrong_secret_unknown_system_and_stale_timestamp():
     assert _verify(_signed(), now=FIXED - timedelta(seconds=299)).systemid == "S"
 
 
-async def test_client_puts_exactly_the_signed_headers_on_the_wire():
+async def test_client_in_the_standard_form_puts_exactly_the_signed_headers_on_the_wire():
     seen: list[dict[str, str]] = []
 
     async def record(request: web.Request) -> web.Response:
@@ -133,7 +133,7 @@ async def test_client_puts_exactly_the_signed_headers_on_the_wire():
     try:
         config = AxisClientConfig(endpoint=f"http://127.0.0.1:{site.port}/XrdAdapter/adapter",
                                   systemid="00.55.W00", secret="s3cret-for-test",
-                                  clock=lambda: FIXED)
+                                  clock=lambda: FIXED, dialect="standard")
         async with AxisClient(config) as client:
             assert await client.count_receive_edoc() == 7
     finally:

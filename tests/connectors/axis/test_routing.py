@@ -27,7 +27,8 @@ def test_routing_fields_are_read_whatever_the_prefix(tmp_path, prefix):
     assert header.notation == "12/UBND-VP"
     assert header.trace_prefix == prefix
     raw = pkg.read_bytes()
-    assert raw[header.insert_at:].startswith(f"<{prefix + ':' if prefix else ''}Bussiness>".encode())
+    # After the last TraceHeader, not before Bussiness: the axis hop is the last TraceHeader.
+    assert raw[:header.insert_at].endswith(f"</{prefix + ':' if prefix else ''}TraceHeader>".encode())
 
 
 def test_status_package_routes_by_response_for(tmp_path):
