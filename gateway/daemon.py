@@ -144,8 +144,9 @@ class Context:
 
 def topic_specs(config: GatewayConfig) -> list[TopicSpec]:
     t = config.topics
-    specs = [TopicSpec(t.outbound_documents, partitions=6), TopicSpec(t.outbound_receipts, partitions=6),
-             TopicSpec(t.delivery, partitions=6), TopicSpec(t.audit, partitions=3),
+    specs = [TopicSpec(topic, partitions=6) for topic in config.outbound_topics()]
+    specs += [TopicSpec(topic, partitions=6) for topic in config.delivery_topics()]
+    specs += [TopicSpec(t.audit, partitions=3),
              TopicSpec(t.deadletter, partitions=1),
              TopicSpec(t.ledger, partitions=6, config={"cleanup.policy": "compact"}),
              TopicSpec(t.poller, partitions=1)]
@@ -261,8 +262,9 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
         if runner is not None:
             await runner.release(partitions, grace)
 
-    consumer = EventConsumer(settings, [config.topics.outbound_documents,
-                                        config.topics.outbound_receipts],
+    # Every agency's outbound topics (one pair per agency in the per-agency layout): the topic a
+    # record came from says which agency sent it.
+    consumer = EventConsumer(settings, sorted(config.outbound_topics()),
                              group_id=config.kafka.group_id, on_assigned=on_assigned,
                              on_revoked=on_revoked, **config.kafka.consumer_options())
     runner = LaneRunner(consumer, outbound.handle, lane_of=_lane_of)

@@ -43,7 +43,22 @@ RECONCILE_SKEW_SECONDS = 120
 
 # When the retry budget runs out, the dead letter carries the last transient reason
 # (axis.unavailable, store.unavailable ...): it says what to fix before a replay.
-REASONS: dict[str, str] = {}
+REASONS: dict[str, str] = {
+    "event.sender_mismatch": "the event names (in message_header.from or ce_agency) another "
+                             "agency than the one whose outbound topic it was published to; an "
+                             "agency sends only in its own name",
+}
+
+
+def check_topic_sender(topic_agency: str | None, claimed: str | None, where: str) -> None:
+    """The sending agency is the agency of the topic the event came from, never what the event
+    says: the topic is what the broker's ACLs let only that agency's principal write. In the
+    shared layout (`topic_agency` None) any configured agency may send."""
+    if topic_agency is None or claimed is None or claimed == topic_agency:
+        return
+    raise GatewayError("event.sender_mismatch", f"published to the outbound topic of "
+                       f"{topic_agency} but {where} is {claimed[:64]!r}: an agency sends only in "
+                       "its own name", where=where)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,9 +97,15 @@ class OutboundPipeline:
         flow = "receipt" if event.type == events.RECEIPT_SEND else "document"
         bound = log.bind(event_id=event.id, flow=flow, offset=record.offset,
                          partition=record.partition)
+        topic_agency = ctx.config.topic_agency(record.topic)
         try:
+            # Before anything reads the event further: who it claims to be, against who sent it.
+            check_topic_sender(topic_agency, event.extensions.get("agency"), "agency")
+            check_topic_sender(topic_agency, _claimed_sender(event),
+                               "$.message_header.from.organ_id")
             work_item = events.parse_incoming(event, agencies=ctx.agencies,
                                               known_recipient=ctx.known_recipient)
+            check_topic_sender(topic_agency, work_item.sender, "$.message_header.from.organ_id")
         except GatewayError as exc:
             await self._dead_letter(record, event, exc, flow=flow, attempts=0)
             return
@@ -268,8 +289,8 @@ class OutboundPipeline:
                                            attempts=attempts, source=ctx.source)
         # Both must be in Kafka before the offset is committed; neither has to wait for the other.
         await asyncio.gather(
-            ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.delivery, outcome,
-                                                           key=item.key)),
+            ctx.publish_retrying(lambda: ctx.publish_event(
+                ctx.config.topics.delivery_topic(item.sender), outcome, key=item.key)),
             self._audit(event, item, step="delivered", outcome="ok", axis_doc_id=doc_id,
                         package_sha256=sha))
         if not replayed:
@@ -297,12 +318,18 @@ class OutboundPipeline:
                                     instance=ctx.instance_id, source=ctx.source)
         await ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.deadletter, letter,
                                                              key=record.key))
+        # The outcome goes to the agency that published the record (its topic's agency), never
+        # to one the record merely names.
+        topic_agency = ctx.config.topic_agency(record.topic)
         if event is not None:
             failed = events.delivery_failed(event, item, reason=exc.reason, message=exc.message,
-                                            attempts=attempts, source=ctx.source)
+                                            attempts=attempts, source=ctx.source,
+                                            sender=topic_agency)
             key = item.key if item is not None else record.key
-            await ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.delivery,
-                                                                 failed, key=key))
+            recipient = topic_agency or (item.sender if item is not None else None)
+            topic = _delivery_topic(ctx.config, recipient)
+            if topic is not None:
+                await ctx.publish_retrying(lambda: ctx.publish_event(topic, failed, key=key))
         await ctx.audit_record(flow=flow, step="dead-lettered", outcome="failed",
                                agency=getattr(item, "sender", None),
                                document_id=getattr(item, "document_id", None),
@@ -315,6 +342,25 @@ class OutboundPipeline:
     async def _audit(self, event: CloudEvent, item: Any, **fields: Any) -> None:
         await self.ctx.audit_record(flow=item.flow, agency=item.sender,
                                     document_id=item.document_id, event_id=event.id, **fields)
+
+
+def _claimed_sender(event: CloudEvent) -> str | None:
+    """message_header.from.organ_id as the event states it, if it is a string at all."""
+    data = event.data if isinstance(event.data, dict) else {}
+    header = data.get("message_header")
+    frm = header.get("from") if isinstance(header, dict) else None
+    organ_id = frm.get("organ_id") if isinstance(frm, dict) else None
+    return organ_id if isinstance(organ_id, str) else None
+
+
+def _delivery_topic(config: Any, agency: str | None) -> str | None:
+    """The delivery topic for `agency`; None when it is per agency and the agency unknown."""
+    template = config.topics.delivery
+    if "{agency}" not in template:
+        return template
+    if agency is None or agency not in config.agency_ids:
+        return None
+    return config.topics.delivery_topic(agency)
 
 
 def _axis_time(text: str) -> datetime | None:
