@@ -480,8 +480,15 @@ def _register_conformance(sub: Any) -> None:
     conformance.register_cli(sub)
 
 
+def _register_acl(sub: Any) -> None:
+    from gateway import acl
+
+    acl.register_cli(sub)
+
+
 _EXTENSIONS: list[Callable[[Any], None]] = [_register_run, _register_demo, _register_audit_dlq,
-                                            _register_conformance, _register_axis_sim]
+                                            _register_conformance, _register_axis_sim,
+                                            _register_acl]
 
 
 def main(argv: list[str] | None = None) -> int:
