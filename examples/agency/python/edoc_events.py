@@ -4,7 +4,7 @@ gateway — so it can be copied into a vendor's product as a starting point.
 
     event = document_send(sender=..., recipients=[...], number="1234", notation="UBND-VP", ...)
     validate(event)                      # against schemas/events/<type>.schema.json
-    await publish(producer, "edoc.outbound.documents", event)
+    await publish(producer, event)       # on edoc.outbound.<sending agency>.documents
 
 docs/integration.md walks through it; docs/events.md is the contract.
 """
@@ -25,7 +25,23 @@ from jsonschema import Draft202012Validator
 VN = timezone(timedelta(hours=7))
 DOCUMENT_SEND = "vn.gov.edoc.document.send.v1"
 RECEIPT_SEND = "vn.gov.edoc.receipt.send.v1"
-TOPICS = {DOCUMENT_SEND: "edoc.outbound.documents", RECEIPT_SEND: "edoc.outbound.receipts"}
+# The gateway's default topics: each agency has its own, named with its OrganId, and its Kafka
+# user may write only its own outbound topics and read only its own delivery and inbound ones.
+# The gateway sends an event in the name of the agency whose topic it was published to.
+TOPICS = {DOCUMENT_SEND: "edoc.outbound.{agency}.documents",
+          RECEIPT_SEND: "edoc.outbound.{agency}.receipts"}
+READ_TOPICS = ("edoc.delivery.{agency}", "edoc.inbound.{agency}.documents",
+               "edoc.inbound.{agency}.receipts")
+
+
+def outbound_topic(event_type: str, agency: str) -> str:
+    """Where `agency` publishes events of `event_type`."""
+    return TOPICS[event_type].replace("{agency}", agency)
+
+
+def read_topics(agency: str) -> list[str]:
+    """What the gateway publishes for `agency`: delivery outcomes, documents and receipts."""
+    return [t.replace("{agency}", agency) for t in READ_TOPICS]
 
 
 def schema_dir() -> Path:
@@ -147,7 +163,8 @@ async def publish(producer: Any, event: Event, topic: str | None = None) -> None
     problems = validate(event.type, event.data)
     if problems:
         raise ValueError(f"{event.type} does not match its schema: {problems[0]}")
-    await producer.send_and_wait(topic or TOPICS[event.type], value=event.value(),
+    await producer.send_and_wait(topic or outbound_topic(event.type, event.agency),
+                                 value=event.value(),
                                  key=event.key.encode("utf-8"), headers=event.headers())
 
 
