@@ -31,6 +31,7 @@ import socket
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields, is_dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -546,8 +547,13 @@ class GatewayConfig:
 
     def topic_agency(self, topic: str) -> str | None:
         """The agency an outbound topic belongs to (None: shared, or not an outbound topic)."""
-        found = self.outbound_topics().get(topic)
+        found = self._outbound_topic_map.get(topic)
         return found[1] if found else None
+
+    @cached_property
+    def _outbound_topic_map(self) -> dict[str, tuple[str, str | None]]:
+        # Asked for every record: computed once (a frozen dataclass still has a __dict__).
+        return self.outbound_topics()
 
     def principals(self) -> dict[str, tuple[str, ...]]:
         """Kafka principal -> the agencies whose topics it may use: each agency's own principal,
