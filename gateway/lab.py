@@ -181,8 +181,12 @@ class Lab:
             log_path=self.workdir / "axis-sim.log")
         for province in self.provinces:
             self.write_config(province)
+        self.ensure_acls()
+
+    def ensure_acls(self) -> None:
+        """Create the ACLs of the current configurations (after `write_config`), if secured."""
         if self.secured:
-            asyncio.run(self.apply_acls())
+            _run_blocking(self.apply_acls())
 
     async def apply_acls(self) -> None:
         """The ACLs each province's configuration calls for (`edoc-gateway acl apply`)."""
@@ -294,6 +298,19 @@ class Lab:
                                        json=body) as resp:
                 text = await resp.text()
                 return json.loads(text) if text.strip().startswith(("{", "[")) else text
+
+
+def _run_blocking(coro: Any) -> Any:
+    """Run a coroutine to its end from synchronous code, even inside a running event loop
+    (the fault scenarios start labs from async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _admin_url(url: str, path: str) -> str:
