@@ -811,7 +811,7 @@ def outbound_cases(env: OutboundEnv) -> list[OutboundCase]:
     for i, organ in enumerate(_BAD_ORGAN_IDS[:6]):
         doc_case(f"from-bad-organ-{i}", "identifier", f"sender OrganId {organ!r}",
                  _set(base("fo"), "message_header.from.organ_id", organ),
-                 "event.agency_mismatch")
+                 "event.agency_mismatch", live_expect="event.sender_mismatch")
     for i, organ in enumerate(("000.00.99.H41", "000.00.00.H99", "000.00.00.A01", "H41.99")):
         doc_case(f"to-unknown-{i}", "recipient", f"recipient {organ} not on the axis",
                  _set(base("uk"), "message_header.to.0.organ_id", organ), "event.unknown_recipient")
