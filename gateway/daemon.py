@@ -41,6 +41,8 @@ from gateway.work import KeySpec, WorkerSetup, make_pool
 
 log = structlog.get_logger(__name__)
 
+PER_AGENCY_PARTITIONS = 3
+
 PIPELINE_REASON_MODULES = ("gateway.outbound", "gateway.inbound", "gateway.events",
                            "connectors.store", "connectors.cloudevents")
 
@@ -144,14 +146,21 @@ class Context:
 
 def topic_specs(config: GatewayConfig) -> list[TopicSpec]:
     t = config.topics
-    specs = [TopicSpec(topic, partitions=6) for topic in config.outbound_topics()]
-    specs += [TopicSpec(topic, partitions=6) for topic in config.delivery_topics()]
+    # A topic per agency carries one agency's traffic: 3 partitions are enough for it and keep
+    # a province of hundreds of agencies to a few thousand partitions; shared topics get 6.
+    def partitions(template: str) -> int:
+        return PER_AGENCY_PARTITIONS if "{agency}" in template else 6
+
+    specs = [TopicSpec(topic, partitions=partitions(getattr(t, f"outbound_{kind}")))
+             for topic, (kind, _) in config.outbound_topics().items()]
+    specs += [TopicSpec(topic, partitions=partitions(t.delivery))
+              for topic in config.delivery_topics()]
     specs += [TopicSpec(t.audit, partitions=3),
              TopicSpec(t.deadletter, partitions=1),
              TopicSpec(t.ledger, partitions=6, config={"cleanup.policy": "compact"}),
              TopicSpec(t.poller, partitions=1)]
-    for topic in config.inbound_topics():
-        specs.append(TopicSpec(topic, partitions=6))
+    for topic, kind in config.inbound_topics().items():
+        specs.append(TopicSpec(topic, partitions=partitions(getattr(t, f"inbound_{kind}"))))
     return specs
 
 

@@ -146,7 +146,7 @@ async def test_an_existing_topic_the_daemon_would_refuse_fails(make_config, kafk
     assert code == 2, text
     assert _status(lines["kafka.topics"]) == "FAIL"
     assert "kafka.topic" in lines["kafka.topics"]
-    assert f"{outbound} has 1 partitions, needs 6" in lines["kafka.topics"]
+    assert f"{outbound} has 1 partitions, needs 3" in lines["kafka.topics"]
 
 
 async def test_a_wrong_axis_secret_fails_as_axis_auth(make_config):
