@@ -330,11 +330,12 @@ class OutboundPipeline:
             topic = _delivery_topic(ctx.config, recipient)
             if topic is not None:
                 await ctx.publish_retrying(lambda: ctx.publish_event(topic, failed, key=key))
+        sender = getattr(item, "sender", None) or topic_agency
         await ctx.audit_record(flow=flow, step="dead-lettered", outcome="failed",
-                               agency=getattr(item, "sender", None),
+                               agency=sender,
                                document_id=getattr(item, "document_id", None),
                                event_id=event.id if event else None, reason=exc.reason)
-        ctx.metrics.message(flow, "failed", exc.reason, agency=getattr(item, "sender", None))
+        ctx.metrics.message(flow, "failed", exc.reason, agency=sender)
         ctx.metrics.dead_letter(flow, exc.reason)
         log.warning("outbound.dead_lettered", flow=flow, reason=exc.reason, error=exc.message,
                     event_id=event.id if event else None, offset=record.offset)
