@@ -71,6 +71,7 @@ from connectors.kafka import (
 from edxml.model import Code
 from edxml.writer import package_bytes, write_package_file
 from gateway import events
+from gateway.daemon import PER_AGENCY_PARTITIONS
 from gateway.lab import NGHE_AN, THAI_NGUYEN, AgencyClient, GatewayProcess, Lab
 from gateway.work import cpu_count
 
@@ -175,9 +176,10 @@ class Bench:
         specs = []
         for organ in SENDERS:
             t = self.lab.topics(THAI_NGUYEN, organ)
-            specs += [TopicSpec(t["outbound_documents"], partitions=6),
-                      TopicSpec(t["outbound_receipts"], partitions=6),
-                      TopicSpec(t["delivery"], partitions=6)]
+            # As many as the daemon creates (the lab has created them already).
+            specs += [TopicSpec(t["outbound_documents"], partitions=PER_AGENCY_PARTITIONS),
+                      TopicSpec(t["outbound_receipts"], partitions=PER_AGENCY_PARTITIONS),
+                      TopicSpec(t["delivery"], partitions=PER_AGENCY_PARTITIONS)]
         await ensure_topics(self.settings, specs)
 
     def attachment(self, size: int) -> dict[str, Any]:

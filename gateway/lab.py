@@ -184,19 +184,24 @@ class Lab:
         self.ensure_acls()
 
     def ensure_acls(self) -> None:
-        """Create the ACLs of the current configurations (after `write_config`), if secured."""
-        if self.secured:
-            _run_blocking(self.apply_acls())
+        """Create the topics and, if secured, the ACLs of the current configurations (after
+        `write_config`), as an operator does when onboarding agencies: agency software can then
+        publish before a gateway has started."""
+        _run_blocking(self.apply_acls())
 
     async def apply_acls(self) -> None:
-        """The ACLs each province's configuration calls for (`edoc-gateway acl apply`)."""
-        from connectors.kafka import create_acls
+        """The topics and ACLs each province's configuration calls for (`edoc-gateway acl
+        apply`)."""
+        from connectors.kafka import create_acls, ensure_topics
         from gateway.acl import plan
         from gateway.config import load_config
+        from gateway.daemon import topic_specs
 
         for province in self.provinces:
             config = load_config(self.province_dir(province) / "gateway.toml", os.environ)
-            await create_acls(self.kafka_settings("admin"), plan(config))
+            await ensure_topics(self.kafka_settings(), topic_specs(config))
+            if self.secured:
+                await create_acls(self.kafka_settings("admin"), plan(config))
 
     def province_dir(self, province: Province) -> Path:
         return self.workdir / province.prefix
