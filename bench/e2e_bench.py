@@ -614,7 +614,8 @@ async def run(args: argparse.Namespace, lab: Lab, sign_raw: float | None,
         await inbound(bench, args.inbound)
     results: list[Throughput] = []
     if "outbound" in only or "latency" in only:
-        print(f"\n[3] outbound throughput: {len(SENDERS)} senders, keys spread over 6 "
+        print(f"\n[3] outbound throughput: {len(SENDERS)} senders, keys spread over "
+              f"{len(SENDERS)} x {PER_AGENCY_PARTITIONS} "
               f"partitions, rate from delivery.accepted times; {args.workers} workers each")
         for size, n in ((SMALL_ATTACHMENT, args.small), (1 << 20, args.large)):
             if size != SMALL_ATTACHMENT and "outbound" not in only:
