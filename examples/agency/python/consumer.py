@@ -2,7 +2,7 @@
 """Read what edoc-gateway publishes for one agency: delivery outcomes, arrived documents,
 arrived receipts — as an agency's software would.
 
-    python consumer.py --bootstrap 127.0.0.1:9092 --agency 000.00.02.H55 [--group 000.00.02.H55.qlvb]
+    python consumer.py --bootstrap 127.0.0.1:9092 --agency 000.00.02.H55
 
 Prints one line per event for the agency (JSON with --json). The offsets are committed after
 each event is handled, and events are deduplicated on their id (ce_id): the gateway may publish
@@ -28,7 +28,7 @@ async def events_for(bootstrap: str, agency: str, *, group: str,
     """Events for `agency` (on its own topics by default), each once; stops after
     `idle_timeout` seconds without a record."""
     consumer = AIOKafkaConsumer(*(topics or ev.read_topics(agency)),
-                                bootstrap_servers=bootstrap, group_id=group,
+                                bootstrap_servers=bootstrap, group_id=group, **ev.kafka_login(),
                                 enable_auto_commit=False, isolation_level="read_committed",
                                 auto_offset_reset="earliest" if from_beginning else "latest")
     await consumer.start()

@@ -42,8 +42,8 @@ async def round_trip(args: argparse.Namespace) -> int:
                                 place="Thái Nguyên", attachments=[ev.attachment(pdf)])
 
     producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, enable_idempotence=True,
-                                acks="all")
-    consumer = AIOKafkaConsumer(bootstrap_servers=args.bootstrap,
+                                acks="all", **ev.kafka_login())
+    consumer = AIOKafkaConsumer(bootstrap_servers=args.bootstrap, **ev.kafka_login(),
                                 group_id=f"demo-{uuid.uuid4().hex[:8]}",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await producer.start()

@@ -34,6 +34,28 @@ READ_TOPICS = ("edoc.delivery.{agency}", "edoc.inbound.{agency}.documents",
                "edoc.inbound.{agency}.receipts")
 
 
+def kafka_login(env: Any = None) -> dict[str, Any]:
+    """aiokafka keyword arguments for your own Kafka account, from the environment:
+    KAFKA_SECURITY_PROTOCOL (SASL_SSL in production), KAFKA_SASL_MECHANISM (SCRAM-SHA-512),
+    KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SSL_CAFILE. Empty for a PLAINTEXT lab."""
+    import os
+
+    env = os.environ if env is None else env
+    protocol = env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.startswith("SASL_"):
+        options.update(sasl_mechanism=env.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+                       sasl_plain_username=env["KAFKA_SASL_USERNAME"],
+                       sasl_plain_password=env["KAFKA_SASL_PASSWORD"])
+    if protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context(cafile=env.get("KAFKA_SSL_CAFILE"))
+    return options
+
+
 def outbound_topic(event_type: str, agency: str) -> str:
     """Where `agency` publishes events of `event_type`."""
     return TOPICS[event_type].replace("{agency}", agency)
