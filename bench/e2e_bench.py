@@ -71,6 +71,7 @@ from connectors.kafka import (
 from edxml.model import Code
 from edxml.writer import package_bytes, write_package_file
 from gateway import events
+from gateway.daemon import PER_AGENCY_PARTITIONS
 from gateway.lab import NGHE_AN, THAI_NGUYEN, AgencyClient, GatewayProcess, Lab
 from gateway.work import cpu_count
 
@@ -141,9 +142,11 @@ def attachment_ref(path: Path, size: int) -> dict[str, Any]:
 def start_kafka(state: Path) -> tuple[str, Any]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
         return os.environ["KAFKA_BOOTSTRAP_SERVERS"].strip(), None
-    from gateway.lab import load_localkafka
+    from gateway.lab import LAB_SUPER_USERS, lab_scram_users, load_localkafka
 
-    broker = load_localkafka().start_local_kafka(state)
+    # SCRAM users and ACLs on: the gateways log in as 'gateway' over SASL, as in production.
+    broker = load_localkafka().start_local_kafka(state, scram_users=lab_scram_users(),
+                                                 super_users=LAB_SUPER_USERS)
     return broker.bootstrap, broker
 
 
@@ -165,15 +168,19 @@ class Bench:
         self.lab.run_id = uuid.uuid4().hex[:8]
         for province in self.lab.provinces:
             self.lab.write_config(province)
-        for client in self.clients.values():
-            client.topics = self.lab.topics(THAI_NGUYEN)
+        for organ, client in self.clients.items():
+            client.topics = self.lab.topics(THAI_NGUYEN, organ)
+        self.lab.ensure_acls()
 
     async def create_topics(self) -> None:
-        t = self.lab.topics(THAI_NGUYEN)
-        await ensure_topics(self.settings, [
-            TopicSpec(t["outbound_documents"], partitions=6),
-            TopicSpec(t["outbound_receipts"], partitions=6),
-            TopicSpec(t["delivery"], partitions=6)])
+        specs = []
+        for organ in SENDERS:
+            t = self.lab.topics(THAI_NGUYEN, organ)
+            # As many as the daemon creates (the lab has created them already).
+            specs += [TopicSpec(t["outbound_documents"], partitions=PER_AGENCY_PARTITIONS),
+                      TopicSpec(t["outbound_receipts"], partitions=PER_AGENCY_PARTITIONS),
+                      TopicSpec(t["delivery"], partitions=PER_AGENCY_PARTITIONS)]
+        await ensure_topics(self.settings, specs)
 
     def attachment(self, size: int) -> dict[str, Any]:
         """One attachment file of `size` bytes in the agencies' inbox, shared by the events."""
@@ -208,7 +215,9 @@ class Bench:
                           extensions={"agency": organ})
 
     async def publish(self, producer: EventProducer, event: CloudEvent) -> None:
-        await producer.publish(self.lab.topics(THAI_NGUYEN)["outbound_documents"], event,
+        # Each sender's own outbound topic (the benchmark's producer is the operator's).
+        organ = event.extensions["agency"]
+        await producer.publish(self.lab.topics(THAI_NGUYEN, organ)["outbound_documents"], event,
                                key=event.subject)
 
     def start(self, province: Any, n: int, profile_dir: Path | None = None) -> list[GatewayProcess]:
@@ -263,12 +272,14 @@ class Bench:
 
     async def deliveries(self, ids: set[str], timeout: float = 60) -> dict[str, CloudEvent]:
         """The delivery.accepted event for every event id in `ids`."""
-        topic = self.lab.topics(THAI_NGUYEN)["delivery"]
+        topics = [self.lab.topics(THAI_NGUYEN, organ)["delivery"] for organ in SENDERS]
         deadline = time.monotonic() + timeout
         while True:
             found: dict[str, CloudEvent] = {}
             failed = 0
-            for record in await read_topic(self.settings, topic, idle_timeout_s=10):
+            records = [r for topic in topics
+                       for r in await read_topic(self.settings, topic, idle_timeout_s=10)]
+            for record in records:
                 event = CloudEvent.from_record(record)
                 sent_id = (event.data or {}).get("event_id")
                 if sent_id in ids:
@@ -393,7 +404,7 @@ async def inbound(bench: Bench, m: int) -> float:
                 raise RuntimeError(f"the Nghệ An gateway stopped; see {gw.log}")
             await asyncio.sleep(0.25)
         wall = time.monotonic() - started
-        topic = lab.topics(NGHE_AN)["inbound_documents"]
+        topic = lab.topics(NGHE_AN, RECIPIENT[0])["inbound_documents"]
         arrived = [CloudEvent.from_record(r) for r in await read_topic(bench.settings, topic)]
         arrived = [e for e in arrived if e.type == events.DOCUMENT_ARRIVED
                    and e.data["package"]["message_header"]["code"]["code_notation"] == "BENCH-IN"]
@@ -617,7 +628,8 @@ async def run(args: argparse.Namespace, lab: Lab, sign_raw: float | None,
         await inbound(bench, args.inbound)
     results: list[Throughput] = []
     if "outbound" in only or "latency" in only:
-        print(f"\n[3] outbound throughput: {len(SENDERS)} senders, keys spread over 6 "
+        print(f"\n[3] outbound throughput: {len(SENDERS)} senders, keys spread over "
+              f"{len(SENDERS)} x {PER_AGENCY_PARTITIONS} "
               f"partitions, rate from delivery.accepted times; {args.workers} workers each")
         for size, n in ((SMALL_ATTACHMENT, args.small), (1 << 20, args.large)):
             if size != SMALL_ATTACHMENT and "outbound" not in only:
@@ -707,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and set(args.only) == {"ceiling"}:
             return 0
         bootstrap, broker = start_kafka(work / "kafka")
-        lab = Lab(work / "lab", bootstrap, gateway_overrides={
+        lab = Lab(work / "lab", bootstrap, broker=broker, gateway_overrides={
             THAI_NGUYEN.code: {"gateway": {"workers": args.workers},
                                "axis": {"poll": False},
                                "retry": {"initial_seconds": 0.05, "max_seconds": 1}},

@@ -603,6 +603,98 @@ async def delete_topics(settings: KafkaSettings, names: Iterable[str]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# ACLs (DescribeAcls / CreateAcls, which aiokafka's admin client does not wrap)
+
+# Kafka's wire codes (org.apache.kafka.common.resource / .acl).
+ACL_RESOURCE_TYPES = {"any": 1, "topic": 2, "group": 3, "cluster": 4, "transactional_id": 5}
+ACL_PATTERN_TYPES = {"any": 1, "match": 2, "literal": 3, "prefixed": 4}
+ACL_OPERATIONS = {"any": 1, "all": 2, "read": 3, "write": 4, "create": 5, "delete": 6,
+                  "alter": 7, "describe": 8, "cluster_action": 9, "describe_configs": 10,
+                  "alter_configs": 11, "idempotent_write": 12}
+ACL_PERMISSIONS = {"any": 1, "deny": 2, "allow": 3}
+_SECURITY_DISABLED = 54   # the broker has no authorizer
+
+
+@dataclass(frozen=True)
+class AclEntry:
+    """One ACL binding, in Kafka's words lower-cased: `principal` may (`permission`) do
+    `operation` on the `resource_type` named `name` (exactly, or every name starting with it
+    when `pattern` is "prefixed"; the literal name "*" is every resource of that type)."""
+
+    principal: str
+    resource_type: str       # topic | group | cluster | transactional_id
+    name: str
+    pattern: str             # literal | prefixed
+    operation: str           # read | write | describe | all | ...
+    permission: str = "allow"
+    host: str = "*"
+
+    def covers(self, resource_type: str, name: str) -> bool:
+        """Whether this binding's resource pattern matches the resource `name`."""
+        if self.resource_type != resource_type:
+            return False
+        if self.pattern == "literal":
+            return self.name in ("*", name)
+        if self.pattern == "prefixed":
+            return name.startswith(self.name)
+        return False
+
+
+def _code_name(table: Mapping[str, int], code: int) -> str:
+    return next((name for name, c in table.items() if c == code), f"unknown({code})")
+
+
+async def describe_acls(settings: KafkaSettings) -> list[AclEntry] | None:
+    """Every ACL of the cluster; None when the broker has no authorizer (everyone may do
+    everything). Needs DESCRIBE on the cluster."""
+    from aiokafka.protocol.admin import DescribeAclsRequest
+
+    async with _admin(settings) as admin:
+        response = await admin._send_request(DescribeAclsRequest(
+            resource_type=ACL_RESOURCE_TYPES["any"], resource_name=None,
+            resource_pattern_type_filter=ACL_PATTERN_TYPES["any"], principal=None, host=None,
+            operation=ACL_OPERATIONS["any"], permission_type=ACL_PERMISSIONS["any"]))
+    if response.error_code == _SECURITY_DISABLED:
+        return None
+    if response.error_code:
+        raise translate_error(kafka_errors.for_code(response.error_code)(), "describe ACLs")
+    out: list[AclEntry] = []
+    for resource_type, name, pattern, acls in response.resources:
+        for principal, host, operation, permission in acls:
+            out.append(AclEntry(principal, _code_name(ACL_RESOURCE_TYPES, resource_type), name,
+                                _code_name(ACL_PATTERN_TYPES, pattern),
+                                _code_name(ACL_OPERATIONS, operation),
+                                _code_name(ACL_PERMISSIONS, permission), host))
+    return out
+
+
+async def create_acls(settings: KafkaSettings, entries: Iterable[AclEntry]) -> int:
+    """Create ACL bindings (existing ones are kept: creating a binding twice is a no-op in
+    Kafka). Needs ALTER on the cluster. Returns how many were sent."""
+    from aiokafka.protocol.admin import CreateAclsRequest
+
+    count = 0
+    async with _admin(settings) as admin:
+        for entry in entries:
+            response = await admin._send_request(CreateAclsRequest(
+                resource_type=ACL_RESOURCE_TYPES[entry.resource_type],
+                resource_name=entry.name,
+                resource_pattern_type_filter=ACL_PATTERN_TYPES[entry.pattern],
+                principal=entry.principal, host=entry.host,
+                operation=ACL_OPERATIONS[entry.operation],
+                permission_type=ACL_PERMISSIONS[entry.permission]))
+            for code, message in response.creation_responses:
+                if code == _SECURITY_DISABLED:
+                    raise KafkaConnectorError("kafka.rejected", "create ACLs: the broker has "
+                                              "no authorizer", transient=False)
+                if code:
+                    raise translate_error(kafka_errors.for_code(code)(message or ""),
+                                          f"create ACL for {entry.principal}")
+            count += 1
+    return count
+
+
+# ---------------------------------------------------------------------------------------------
 # Reading a whole topic
 
 
@@ -673,6 +765,6 @@ async def read_topic(settings: KafkaSettings, topic: str, *,
     return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
-__all__ = ["EventConsumer", "EventProducer", "KafkaConnectorError", "KafkaSettings", "REASONS",
+__all__ = ["AclEntry", "create_acls", "describe_acls", "EventConsumer", "EventProducer", "KafkaConnectorError", "KafkaSettings", "REASONS",
            "RecordPosition", "TopicPartition", "TopicSpec", "delete_topics", "ensure_topics",
            "iter_topic", "next_offsets", "read_topic", "translate_error"]

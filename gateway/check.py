@@ -13,6 +13,10 @@ never contains a secret):
     kafka                the brokers answer a metadata request (bounded by a few seconds)
     kafka.topics         which configured topics exist; missing ones are created by the daemon
                          at start, existing ones must have the partitions and settings it needs
+    kafka.acls           who may write what (docs/security.md): FAIL when the broker has no
+                         authorizer, or lets an agency principal (or everyone) write the
+                         gateway's own topics or another agency's outbound topics without a
+                         grant; warn for the shared topic layout and an unauthenticated gateway
     axis                 an authenticated call (countReceiveEdoc) succeeds
     axis.agencies        every configured agency is in the axis's directory
 
@@ -55,6 +59,9 @@ CHECKS: dict[str, str] = {
     "kafka": "the brokers answer a metadata request within a few seconds",
     "kafka.topics": "which configured topics exist (missing ones are created by the daemon at "
                     "start); existing ones have the partitions and settings the daemon needs",
+    "kafka.acls": "the broker has an authorizer, and its ACLs let no agency principal write the "
+                  "gateway's own topics or another agency's outbound topics; the topics are "
+                  "per agency and the gateway authenticates",
     "axis": "an authenticated call to the axis (countReceiveEdoc) succeeds",
     "axis.agencies": "every configured agency is in the axis's agency directory",
 }
@@ -286,6 +293,7 @@ async def check_kafka(config: GatewayConfig, *,
     brokers = len(cluster.get("brokers") or ())
     results = [CheckResult("kafka", OK, f"{where}: {_plural(brokers, 'broker')}, cluster "
                            f"{cluster.get('cluster_id')}")]
+    acl_result = await check_acls(config, settings, timeout)
     if missing:
         results.append(CheckResult("kafka.topics", OK, f"{len(existing)} of {len(specs)} exist; "
                                    f"missing (the daemon creates them at start): "
@@ -293,7 +301,32 @@ async def check_kafka(config: GatewayConfig, *,
     else:
         results.append(CheckResult("kafka.topics", OK, f"all {len(specs)} exist with the "
                                    "partitions and settings the daemon needs"))
+    results.append(acl_result)
     return results
+
+
+async def check_acls(config: GatewayConfig, settings: Any, timeout: float) -> CheckResult:
+    """Who may write what, from the broker's ACLs (DescribeAcls) and the configuration."""
+    from connectors.kafka import KafkaConnectorError, describe_acls
+    from gateway.acl import findings, layout_findings
+
+    try:
+        acls = await asyncio.wait_for(describe_acls(settings), timeout + 1)
+    except asyncio.TimeoutError:
+        return CheckResult("kafka.acls", FAIL, "DescribeAcls: no answer in time")
+    except KafkaConnectorError as exc:
+        return CheckResult("kafka.acls", FAIL, f"cannot read the ACLs ({_error_text(exc)}); "
+                           "the gateway's principal needs DESCRIBE on the cluster (a super user)")
+    broker = findings(config, acls)
+    layout = layout_findings(config)
+    if broker:
+        return CheckResult("kafka.acls", FAIL, "; ".join(broker + layout))
+    if layout:
+        return CheckResult("kafka.acls", WARN, "; ".join(layout))
+    assert acls is not None
+    return CheckResult("kafka.acls", OK, f"authorizer on, {_plural(len(acls), 'ACL binding')}; "
+                       "no agency principal may write the gateway's topics or another "
+                       "agency's")
 
 
 async def check_axis(config: GatewayConfig, *,
@@ -393,5 +426,5 @@ async def check(config: GatewayConfig, *, out: TextIO | None = None,
 
 __all__ = ["AXIS_TIMEOUT_SECONDS", "CHECKS", "CheckResult", "EXPIRY_WARN_DAYS", "FAIL",
            "KAFKA_TIMEOUT_SECONDS", "OK", "WARN", "check", "check_agencies", "check_axis",
-           "check_config", "check_crls", "check_http", "check_kafka", "check_store",
+           "check_acls", "check_config", "check_crls", "check_http", "check_kafka", "check_store",
            "check_trust", "run_checks"]

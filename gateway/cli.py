@@ -502,9 +502,15 @@ def _version_text() -> str:
     return f"edoc-gateway {gateway_version()}"
 
 
+def _register_acl(sub: Any) -> None:
+    from gateway import acl
+
+    acl.register_cli(sub)
+
+
 _EXTENSIONS: list[Callable[[Any], None]] = [_register_run, _register_demo, _register_audit_dlq,
                                             _register_conformance, _register_axis_sim,
-                                            _register_ops]
+                                            _register_ops, _register_acl]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ import socket
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields, is_dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -139,6 +140,23 @@ DEFAULT_TOPICS: dict[str, str] = {
     "senders": "edoc.gateway.senders",
 }
 
+# The topics between the gateway and the agencies. In the per-agency layout ([topics]
+# per_agency = true, the default) each is a template with `{agency}`, so that every agency's
+# software gets topics of its own and a Kafka ACL can let its principal write only its own
+# outbound topics and read only its own inbound and delivery topics: the sending agency of an
+# event is then decided by the topic it came from, which the agency cannot forge. The shared
+# names (DEFAULT_TOPICS) stay for a lab (`per_agency = false`); `run --check` names that layout
+# unsafe for production.
+AGENCY_TOPICS = ("outbound_documents", "outbound_receipts", "delivery", "inbound_documents",
+                 "inbound_receipts")
+PER_AGENCY_TOPICS: dict[str, str] = {
+    "outbound_documents": "edoc.outbound.{agency}.documents",
+    "outbound_receipts": "edoc.outbound.{agency}.receipts",
+    "delivery": "edoc.delivery.{agency}",
+    "inbound_documents": "edoc.inbound.{agency}.documents",
+    "inbound_receipts": "edoc.inbound.{agency}.receipts",
+}
+
 SIGNATURE_POLICIES = ("require-valid", "allow-placeholder", "allow-unsigned")
 # Which verdict statuses (edxml.signature.SignatureVerdict.status) each policy lets through;
 # "invalid" never passes.
@@ -196,8 +214,15 @@ SECTIONS: dict[str, dict[str, Key]] = {
                                             "is dropped from the group (and the poller lease "
                                             "moves)"),
     },
-    "topics": {name: Key("str", default, doc=f"topic name (default {default})")
-               for name, default in DEFAULT_TOPICS.items()},
+    "topics": {
+        "per_agency": Key("bool", True, doc="agency topics are per-agency templates with "
+                          "{agency} (each agency's principal gets its own topics); false: the "
+                          "shared single-topic layout, for a lab only"),
+        **{name: Key("str", None if name in PER_AGENCY_TOPICS else default,
+                     doc=(f"topic name template (default {PER_AGENCY_TOPICS[name]}, or "
+                          f"{default} with per_agency = false)" if name in PER_AGENCY_TOPICS
+                          else f"topic name (default {default})"))
+           for name, default in DEFAULT_TOPICS.items()}},
     "axis": {
         "endpoint": Key("str", doc="base URL of the axis adapter (http:// or https://)"),
         "systemid": Key("str", doc="this deployment's systemid on the axis, e.g. 00.55.W00"),
@@ -286,6 +311,16 @@ AGENCY_KEYS: dict[str, Key] = {
                             doc="directories this agency's file:// attachment references may "
                                 "point into (default: <allowed root>/<organ_id> for each "
                                 "[store] allowed_roots entry)"),
+    "principal": Key("str", None, doc="Kafka principal of the agency's software (default "
+                     "User:<organ_id>): may write this agency's outbound topics and read its "
+                     "inbound and delivery topics"),
+}
+
+# [[grants]]: one principal (a vendor's installation serving several agencies) that may act for
+# several agencies. Explicit, per principal: nothing else lets one principal reach two agencies.
+GRANT_KEYS: dict[str, Key] = {
+    "principal": Key("str", doc="Kafka principal, e.g. User:vendor-x"),
+    "agencies": Key("strs", doc="OrganIds of configured agencies it publishes and reads for"),
 }
 
 # Secrets and where they may come from: (section, name) -> required.
@@ -383,16 +418,41 @@ class KafkaSection:
 
 @dataclass(frozen=True)
 class TopicsSection:
-    outbound_documents: str = DEFAULT_TOPICS["outbound_documents"]
-    outbound_receipts: str = DEFAULT_TOPICS["outbound_receipts"]
-    delivery: str = DEFAULT_TOPICS["delivery"]
-    inbound_documents: str = DEFAULT_TOPICS["inbound_documents"]
-    inbound_receipts: str = DEFAULT_TOPICS["inbound_receipts"]
+    outbound_documents: str = PER_AGENCY_TOPICS["outbound_documents"]
+    outbound_receipts: str = PER_AGENCY_TOPICS["outbound_receipts"]
+    delivery: str = PER_AGENCY_TOPICS["delivery"]
+    inbound_documents: str = PER_AGENCY_TOPICS["inbound_documents"]
+    inbound_receipts: str = PER_AGENCY_TOPICS["inbound_receipts"]
     audit: str = DEFAULT_TOPICS["audit"]
     deadletter: str = DEFAULT_TOPICS["deadletter"]
     ledger: str = DEFAULT_TOPICS["ledger"]
     poller: str = DEFAULT_TOPICS["poller"]
     senders: str = DEFAULT_TOPICS["senders"]
+    per_agency: bool = True
+
+    def agency_topic(self, name: str, organ_id: str) -> str:
+        """The topic `name` (a key of AGENCY_TOPICS) for `organ_id`: the template with the
+        OrganId put in, dots kept, or the shared name when it has no `{agency}`."""
+        template = getattr(self, name)
+        if "{agency}" not in template:
+            return template
+        topic = template.replace("{agency}", organ_id)
+        if not _TOPIC_RE.match(topic):
+            raise ConfigError("config.invalid", f"topics.{name}: {organ_id[:64]!r} cannot be "
+                              "part of a topic name", where=f"topics.{name}")
+        return topic
+
+    def outbound_topic(self, kind: str, organ_id: str) -> str:
+        """Where `organ_id`'s software publishes: `kind` is "documents" or "receipts"."""
+        name = {"documents": "outbound_documents", "document": "outbound_documents",
+                "receipts": "outbound_receipts", "receipt": "outbound_receipts"}.get(kind)
+        if name is None:
+            raise ValueError(f"kind must be 'documents' or 'receipts', not {kind!r}")
+        return self.agency_topic(name, organ_id)
+
+    def delivery_topic(self, organ_id: str) -> str:
+        """Where the outcomes of `organ_id`'s events go."""
+        return self.agency_topic("delivery", organ_id)
 
     def inbound_topic(self, kind: str, organ_id: str) -> str:
         """The topic for an inbound event for `organ_id`: `kind` is "documents" or "receipts".
@@ -413,14 +473,10 @@ class TopicsSection:
                               where=f"topics.inbound_{kind.rstrip('s')}s")
         return topic
 
-    @property
-    def per_agency(self) -> bool:
-        return "{agency}" in self.inbound_documents or "{agency}" in self.inbound_receipts
-
     def fixed(self) -> dict[str, str]:
         """Topic names that are not templates, by key."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if "{agency}" not in getattr(self, f.name)}
+                if f.name != "per_agency" and "{agency}" not in getattr(self, f.name)}
 
 
 @dataclass(frozen=True)
@@ -543,6 +599,20 @@ class AgencyConfig:
     password: Secret | None = None
     # The effective roots: as configured, else derived from [store] allowed_roots.
     attachment_roots: tuple[Path, ...] = ()
+    principal: str | None = None
+
+    @property
+    def kafka_principal(self) -> str:
+        """The Kafka principal of this agency's own software."""
+        return self.principal or f"User:{self.organ_id}"
+
+
+@dataclass(frozen=True)
+class GrantConfig:
+    """One principal allowed to publish and read for several agencies (`[[grants]]`)."""
+
+    principal: str
+    agencies: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -561,6 +631,7 @@ class GatewayConfig:
     attachments: AttachmentsSection = AttachmentsSection()
     # Files holding secrets (keys, passwords, the axis secret): no attachment may reach them.
     secret_files: tuple[Path, ...] = ()
+    grants: tuple[GrantConfig, ...] = ()
 
     def attachment_roots(self) -> dict[str, tuple[Path, ...]]:
         """Each agency's attachment roots (OrganId -> directories)."""
@@ -580,6 +651,43 @@ class GatewayConfig:
             for agency in self.agencies:
                 out[self.topics.inbound_topic(kind, agency.organ_id)] = kind
         return out
+
+    def outbound_topics(self) -> dict[str, tuple[str, str | None]]:
+        """Every outbound topic the gateway reads: topic -> (kind, the agency it belongs to).
+
+        The agency is None in the shared layout, where any configured agency may write.
+        """
+        out: dict[str, tuple[str, str | None]] = {}
+        for kind in ("documents", "receipts"):
+            for agency in self.agencies:
+                topic = self.topics.outbound_topic(kind, agency.organ_id)
+                shared = "{agency}" not in getattr(self.topics, f"outbound_{kind}")
+                out[topic] = (kind, None if shared else agency.organ_id)
+        return out
+
+    def delivery_topics(self) -> list[str]:
+        return sorted({self.topics.delivery_topic(a.organ_id) for a in self.agencies})
+
+    def topic_agency(self, topic: str) -> str | None:
+        """The agency an outbound topic belongs to (None: shared, or not an outbound topic)."""
+        found = self._outbound_topic_map.get(topic)
+        return found[1] if found else None
+
+    @cached_property
+    def _outbound_topic_map(self) -> dict[str, tuple[str, str | None]]:
+        # Asked for every record: computed once (a frozen dataclass still has a __dict__).
+        return self.outbound_topics()
+
+    def principals(self) -> dict[str, tuple[str, ...]]:
+        """Kafka principal -> the agencies whose topics it may use: each agency's own principal,
+        plus the explicit [[grants]]."""
+        out: dict[str, list[str]] = {}
+        for agency in self.agencies:
+            out.setdefault(agency.kafka_principal, []).append(agency.organ_id)
+        for grant in self.grants:
+            have = out.setdefault(grant.principal, [])
+            have.extend(a for a in grant.agencies if a not in have)
+        return {p: tuple(a) for p, a in out.items()}
 
     def summary(self) -> dict[str, Any]:
         """The configuration as JSON-ready data, secrets shown only by their source."""
@@ -654,13 +762,13 @@ class _Loader:
             raise ConfigError("config.invalid", f"{self.path}: not valid TOML: {exc}",
                               where=str(self.path)) from None
         for name, value in data.items():
-            if name == "agencies":
+            if name in ("agencies", "grants"):
                 if not isinstance(value, list) or not all(isinstance(a, dict) for a in value):
-                    raise self.error("config.invalid", "agencies", "must be an array of tables "
-                                     "([[agencies]])")
+                    raise self.error("config.invalid", name, "must be an array of tables "
+                                     f"([[{name}]])")
             elif name not in SECTIONS:
                 raise self.error("config.invalid", name, f"unknown section; known: "
-                                 f"{', '.join([*SECTIONS, 'agencies'])}")
+                                 f"{', '.join([*SECTIONS, 'agencies', 'grants'])}")
             elif not isinstance(value, dict):
                 raise self.error("config.invalid", name, "must be a table ([" + name + "])")
         return data
@@ -735,7 +843,7 @@ class _Loader:
         if key in _INLINE_SECRETS.get(section, ()):
             return (f"secrets are not accepted inline; use {key}_env (the name of an "
                     f"environment variable) or {key}_file (a file holding it)")
-        known = AGENCY_KEYS if section == "agencies" else SECTIONS[section]
+        known = {"agencies": AGENCY_KEYS, "grants": GRANT_KEYS}.get(section) or SECTIONS[section]
         return f"unknown key; known: {', '.join(known)}"
 
     # -- values ------------------------------------------------------------------------------
@@ -907,7 +1015,11 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
     _check_kafka(loader, kafka)
 
     # [topics]
-    topics = TopicsSection(**values["topics"])
+    tv = values["topics"]
+    for name, template in PER_AGENCY_TOPICS.items():
+        if tv[name] is None:
+            tv[name] = template if tv["per_agency"] else DEFAULT_TOPICS[name]
+    topics = TopicsSection(**tv)
     _check_topics(loader, topics)
 
     # [axis]
@@ -949,11 +1061,13 @@ def load_config(path: Path, environ: Mapping[str, str]) -> GatewayConfig:
     key_dirs = tuple(dict.fromkeys(p.parent for a in agencies for p in (a.key, a.pkcs12)
                                    if p is not None))
     _check_attachment_roots(loader, agencies, store, secret_files, key_dirs)
+    grants = _grants(loader, data.get("grants", []), agencies)
 
     return GatewayConfig(gateway=gateway, http=http, log=log, kafka=kafka, topics=topics,
                          axis=axis, retry=retry, inbound=inbound, store=store,
                          agencies=agencies, source=path, secret_files=secret_files,
-                         attachments=AttachmentsSection(**values["attachments"]))
+                         attachments=AttachmentsSection(**values["attachments"]),
+                         grants=grants)
 
 
 def _secret_files(loader: _Loader, kafka: KafkaSection, axis: AxisSection,
@@ -1021,17 +1135,27 @@ def _check_kafka(loader: _Loader, kafka: KafkaSection) -> None:
 
 def _check_topics(loader: _Loader, topics: TopicsSection) -> None:
     for f in fields(topics):
+        if f.name == "per_agency":
+            continue
         name = getattr(topics, f.name)
         where = f"topics.{f.name}"
-        if "{agency}" in name and f.name not in ("inbound_documents", "inbound_receipts"):
-            raise loader.error("config.invalid", where, "only inbound_documents and "
-                               "inbound_receipts may contain {agency}")
+        if topics.per_agency and f.name in AGENCY_TOPICS and name.count("{agency}") != 1:
+            raise loader.error("config.invalid", where, "with per_agency = true each agency "
+                               "topic is a template with {agency} once (e.g. "
+                               f"{PER_AGENCY_TOPICS[f.name]}); per_agency = false is the "
+                               "shared layout, for a lab only")
+        if "{agency}" in name and f.name not in (
+                AGENCY_TOPICS if topics.per_agency else ("inbound_documents", "inbound_receipts")):
+            raise loader.error("config.invalid", where, "only the agency topics may contain "
+                               "{agency}" if topics.per_agency else "only inbound_documents "
+                               "and inbound_receipts may contain {agency} with per_agency = "
+                               "false")
         sample = name.replace("{agency}", "000.00.00.H55")
         if not _TOPIC_RE.match(sample) or sample in (".", ".."):
             raise loader.error("config.invalid", where, "a Kafka topic name uses letters, "
                                "digits, '.', '_' and '-' (at most 249), plus {agency} in the "
                                "inbound names")
-    names = [getattr(topics, f.name) for f in fields(topics)]
+    names = [getattr(topics, f.name) for f in fields(topics) if f.name != "per_agency"]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise loader.error("config.invalid", "topics", f"the same topic is used twice: "
@@ -1048,6 +1172,7 @@ def _agencies(loader: _Loader, raw: list[dict[str, Any]],
                            "required (organ_id, name, key + cert or pkcs12)")
     out: list[AgencyConfig] = []
     seen: dict[str, int] = {}
+    principals: dict[str, int] = {}
     for index, table in enumerate(raw):
         prefix = f"agencies[{index}]"
         values = loader.section(table, "agencies", AGENCY_KEYS, prefix)
@@ -1060,6 +1185,15 @@ def _agencies(loader: _Loader, raw: list[dict[str, Any]],
                                f"is already agencies[{seen[values['organ_id']]}]")
         seen[values["organ_id"]] = index
         values["password"] = loader.secret(values, prefix, "password", required=False)
+        if values["principal"] is not None:
+            values["principal"] = _principal(loader, f"{prefix}.principal", values["principal"])
+        principal = values["principal"] or f"User:{values['organ_id']}"
+        if principal in principals:
+            # One principal for two agencies is a grant, and grants are explicit.
+            raise loader.error("config.invalid", f"{prefix}.principal", f"{principal} is already "
+                               f"agencies[{principals[principal]}]'s principal; a principal that "
+                               "acts for several agencies is a [[grants]] table")
+        principals[principal] = index
         has_pem = values["key"] is not None or values["cert"] is not None
         if values["pkcs12"] is not None and has_pem:
             raise loader.error("config.invalid", f"{prefix}.pkcs12", "give either pkcs12 or "
@@ -1078,6 +1212,39 @@ def _agencies(loader: _Loader, raw: list[dict[str, Any]],
             values["attachment_roots"] = tuple(root / values["organ_id"]
                                                for root in store.allowed_roots)
         out.append(AgencyConfig(**values))
+    return tuple(out)
+
+
+_PRINCIPAL_RE = re.compile(r"^User:[A-Za-z0-9._@=,+-]{1,200}$")
+
+
+def _principal(loader: _Loader, where: str, value: str) -> str:
+    if not _PRINCIPAL_RE.match(value):
+        raise loader.error("config.invalid", where, "a Kafka principal is User:<name> (letters, "
+                           "digits and . _ @ = , + -), e.g. User:000.00.00.H55")
+    return value
+
+
+def _grants(loader: _Loader, raw: list[dict[str, Any]],
+            agencies: tuple[AgencyConfig, ...]) -> tuple[GrantConfig, ...]:
+    configured = {a.organ_id for a in agencies}
+    out: list[GrantConfig] = []
+    seen: dict[str, int] = {}
+    for index, table in enumerate(raw):
+        prefix = f"grants[{index}]"
+        values = loader.section(table, "grants", GRANT_KEYS, prefix)
+        principal = _principal(loader, f"{prefix}.principal", values["principal"])
+        if principal in seen:
+            raise loader.error("config.invalid", f"{prefix}.principal", f"{principal} is "
+                               f"already grants[{seen[principal]}]; list all its agencies there")
+        seen[principal] = index
+        if not values["agencies"]:
+            raise loader.error("config.invalid", f"{prefix}.agencies", "name at least one agency")
+        for i, organ_id in enumerate(values["agencies"]):
+            if organ_id not in configured:
+                raise loader.error("config.invalid", f"{prefix}.agencies[{i}]", f"{organ_id[:64]!r} "
+                                   "is not a configured agency")
+        out.append(GrantConfig(principal, tuple(dict.fromkeys(values["agencies"]))))
     return tuple(out)
 
 
@@ -1141,7 +1308,8 @@ def load_trust(config: GatewayConfig) -> TrustStore:
     return store
 
 
-__all__ = ["AGENCY_KEYS", "DEFAULT_TOPICS", "ENV_PREFIX", "REASONS", "SECTIONS",
+__all__ = ["AGENCY_KEYS", "AGENCY_TOPICS", "DEFAULT_TOPICS", "GRANT_KEYS", "GrantConfig",
+           "PER_AGENCY_TOPICS", "ENV_PREFIX", "REASONS", "SECTIONS",
            "SIGNATURE_POLICIES", "AgencyConfig", "AxisSection", "ConfigError", "GatewayConfig",
            "GatewaySection", "HttpSection", "InboundSection", "KafkaSection", "Key",
            "LogSection", "RetrySection", "Secret", "StoreSection", "TopicsSection",

@@ -45,6 +45,8 @@ from gateway.work import KeySpec, WorkerDied, WorkerPool, WorkerSetup
 
 log = structlog.get_logger(__name__)
 
+PER_AGENCY_PARTITIONS = 3
+
 PIPELINE_REASON_MODULES = ("gateway.outbound", "gateway.inbound", "gateway.events",
                            "gateway.admission", "gateway.work",
                            "connectors.store", "connectors.cloudevents")
@@ -154,14 +156,22 @@ class Context:
 
 def topic_specs(config: GatewayConfig) -> list[TopicSpec]:
     t = config.topics
-    specs = [TopicSpec(t.outbound_documents, partitions=6), TopicSpec(t.outbound_receipts, partitions=6),
-             TopicSpec(t.delivery, partitions=6), TopicSpec(t.audit, partitions=3),
+    # A topic per agency carries one agency's traffic: 3 partitions are enough for it and keep
+    # a province of hundreds of agencies to a few thousand partitions; shared topics get 6.
+    def partitions(template: str) -> int:
+        return PER_AGENCY_PARTITIONS if "{agency}" in template else 6
+
+    specs = [TopicSpec(topic, partitions=partitions(getattr(t, f"outbound_{kind}")))
+             for topic, (kind, _) in config.outbound_topics().items()]
+    specs += [TopicSpec(topic, partitions=partitions(t.delivery))
+              for topic in config.delivery_topics()]
+    specs += [TopicSpec(t.audit, partitions=3),
              TopicSpec(t.deadletter, partitions=1),
              TopicSpec(t.ledger, partitions=6, config={"cleanup.policy": "compact"}),
              TopicSpec(t.poller, partitions=1),
              TopicSpec(t.senders, partitions=1, config={"cleanup.policy": "compact"})]
-    for topic in config.inbound_topics():
-        specs.append(TopicSpec(topic, partitions=6))
+    for topic, kind in config.inbound_topics().items():
+        specs.append(TopicSpec(topic, partitions=partitions(getattr(t, f"inbound_{kind}"))))
     return specs
 
 
@@ -297,8 +307,9 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
         if runner is not None:
             await runner.release(partitions, grace)
 
-    consumer = EventConsumer(settings, [config.topics.outbound_documents,
-                                        config.topics.outbound_receipts],
+    # Every agency's outbound topics (one pair per agency in the per-agency layout): the topic a
+    # record came from says which agency sent it.
+    consumer = EventConsumer(settings, sorted(config.outbound_topics()),
                              group_id=config.kafka.group_id, on_assigned=on_assigned,
                              on_revoked=on_revoked, **config.kafka.consumer_options())
     runner = LaneRunner(consumer, tracing.wrap(outbound.handle), lane_of=_lane_of)

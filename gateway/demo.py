@@ -466,13 +466,29 @@ class Demo:
         try:
             localkafka.fetch()
             # Its own session: Ctrl-C reaches the demo, which stops the gateways before it.
-            self.kafka = localkafka.start_local_kafka(state, detach=True)
+            # SCRAM users and ACLs on, as in production: each agency's software logs in as
+            # itself and can use its own topics only (a state directory from before is
+            # formatted again).
+            from gateway.lab import LAB_SUPER_USERS, lab_scram_users
+
+            users, supers = lab_scram_users(), LAB_SUPER_USERS
+            try:
+                self.kafka = localkafka.start_local_kafka(state, detach=True, scram_users=users,
+                                                          super_users=supers)
+            except localkafka.LocalKafkaError:
+                self.kafka = localkafka.start_local_kafka(state, detach=True, fresh=True,
+                                                          scram_users=users,
+                                                          super_users=supers)
         except localkafka.LocalKafkaError as exc:
             raise DemoError("start Kafka", str(exc), state / "kafka.log") from None
         self.bootstrap = self.kafka.bootstrap
         self.record()
         self.tl.line("setup", "kafka", f"broker ready at {self.bootstrap} "
                      f"({time.monotonic() - began:.1f} s; log {_show(state / 'kafka.log')})")
+        if self.kafka.sasl_bootstrap:
+            self.tl.line("setup", "kafka", f"SCRAM listener {self.kafka.sasl_bootstrap}: the "
+                         "gateways log in as 'gateway', each agency as its OrganId; ACLs let "
+                         "an agency use only its own topics")
 
     def probe_kafka(self) -> None:
         """Fail at once, not after the gateways' start timeout, when no broker answers."""
@@ -493,7 +509,8 @@ class Demo:
     def start_lab(self) -> None:
         from gateway.lab import DEMO_PROVINCES, Lab
 
-        self.lab = Lab(self.dir, self.bootstrap, gateway_overrides=ATTACHMENT_RULES)
+        self.lab = Lab(self.dir, self.bootstrap, gateway_overrides=ATTACHMENT_RULES,
+                       broker=self.kafka)
         try:
             self.lab.start()
         except RuntimeError as exc:
@@ -592,9 +609,10 @@ class Demo:
 
         topics: dict[str, tuple[Any, str]] = {}
         for province in DEMO_PROVINCES:
-            names = self.lab.topics(province)
-            for kind in ("delivery", "inbound_documents", "inbound_receipts", "deadletter"):
-                topics[names[kind]] = (province, kind)
+            for organ_id, _ in province.agencies:
+                names = self.lab.topics(province, organ_id)
+                for kind in ("delivery", "inbound_documents", "inbound_receipts", "deadletter"):
+                    topics[names[kind]] = (province, kind)
         return Watcher(KafkaSettings(bootstrap_servers=self.bootstrap), topics, self.describe,
                        self.health)
 
@@ -852,7 +870,8 @@ class Demo:
             t(f"  {province.name:<16} config {_show(gw.config)}   log {_show(gw.log)}")
             t(f"  {'':<16} store  {_show(base / 'store')}   metrics "
               f"{self.http.get(province.code, '?')}/metrics")
-            t(f"  {'':<16} topics {self.lab.topics(province)['outbound_documents']} …")
+            t(f"  {'':<16} topics {self.lab.topics(province)['outbound_documents']} … "
+              "(one set per agency)")
             if province.code in self.consoles:
                 t(f"  {'':<16} status console {self.consoles[province.code]}  (open in a "
                   "browser: search, receipts awaited, dead letters, certificates)")

@@ -820,17 +820,22 @@ def delivery_accepted(event: CloudEvent, item: Outbound, *, axis_doc_id: str,
 def delivery_failed(event: CloudEvent, item: Outbound | None, *, reason: str, message: str,
                     attempts: int, source: str, time: datetime | None = None,
                     axis_doc_id: str | None = None,
-                    package_sha256: str | None = None) -> CloudEvent:
+                    package_sha256: str | None = None,
+                    sender: str | None = None) -> CloudEvent:
     """The event will not be delivered: tell the sending agency why.
 
     `item` is None when the event failed its own checks; sender, recipients and DocumentId are
-    then taken from the event as far as they can be (never for a secret document).
+    then taken from the event as far as they can be (never for a secret document). `sender`,
+    when given, is the agency that really published the event (its topic's agency), which
+    wins over what the event claims.
     """
     if item is not None:
         facts = {"flow": item.flow, "sender": item.sender, "recipients": list(item.recipients),
                  "document_id": item.document_id}
     else:
         facts = incoming_facts(event)
+    if sender is not None:
+        facts = {**facts, "sender": sender}
     data: dict[str, Any] = {"event_id": event.id, **facts, "reason": reason,
                             "message": message[:MAX_MESSAGE_CHARS], "attempts": attempts}
     if axis_doc_id is not None:

@@ -394,6 +394,8 @@ class InboundPoller:
                                                reason=refusal.reason, message=refusal.message,
                                                source=ctx.source, answering=event_id)
             if receipt is not None:
+                # On the refusing agency's own outbound topic: the receipt is sent in its name.
                 await ctx.publish_retrying(lambda: ctx.publish_event(
-                    ctx.config.topics.outbound_receipts, receipt, key=events.document_key(result)))
+                    ctx.config.topics.outbound_topic("receipts", item.to_code), receipt,
+                    key=events.document_key(result)))
                 bound.info("inbound.rejection_queued")

@@ -7,6 +7,12 @@ separate processes (`edoc-gateway run --config ...`), so they can be killed like
 
 The agencies' software is played by `AgencyClient`: it publishes events the way a vendor's
 producer would and reads what the gateway publishes back.
+
+Topics are per agency (`h55.edoc.outbound.{agency}.documents.<run>` ...). Given a broker with
+SCRAM users (`deploy/kafka/localkafka.py`, `LAB_SCRAM_USERS`), the lab runs as production
+does: the gateways log in as the super user `gateway`, each agency's client as its own OrganId,
+and the ACLs of `gateway.acl.plan` are created at start, so an agency can use its own topics
+only. Without one, everything goes over the broker's PLAINTEXT listener.
 """
 
 from __future__ import annotations
@@ -73,19 +79,33 @@ NGHE_AN = Province("H41", "Nghá»‡ An", "00.41.W00", (("000.00.00.H41", "UBND tá»
 DEMO_PROVINCES = (THAI_NGUYEN, NGHE_AN)
 
 
+# The SCRAM users a lab broker needs: an administrator, the gateways' own user (both super
+# users, whom ACLs do not restrict) and one user per demo agency, named by its OrganId.
+LAB_SUPER_USERS = ("admin", "gateway")
+
+
+def lab_scram_users() -> tuple[str, ...]:
+    return (*LAB_SUPER_USERS, *(organ_id for p in DEMO_PROVINCES for organ_id, _ in p.agencies))
+
+
 def topics_for(province: Province) -> dict[str, str]:
+    """Topic names of a province's gateway; the agency topics are templates with {agency}."""
     p = province.prefix
     return {name: f"{p}.{topic}" for name, topic in (
-        ("outbound_documents", "edoc.outbound.documents"),
-        ("outbound_receipts", "edoc.outbound.receipts"),
-        ("delivery", "edoc.delivery"),
-        ("inbound_documents", "edoc.inbound.documents"),
-        ("inbound_receipts", "edoc.inbound.receipts"),
+        ("outbound_documents", "edoc.outbound.{agency}.documents"),
+        ("outbound_receipts", "edoc.outbound.{agency}.receipts"),
+        ("delivery", "edoc.delivery.{agency}"),
+        ("inbound_documents", "edoc.inbound.{agency}.documents"),
+        ("inbound_receipts", "edoc.inbound.{agency}.receipts"),
         ("audit", "edoc.audit"),
         ("deadletter", "edoc.deadletter"),
         ("ledger", "edoc.gateway.ledger"),
         ("poller", "edoc.gateway.poller"),
         ("senders", "edoc.gateway.senders"))}
+
+
+AGENCY_TOPIC_KEYS = ("outbound_documents", "outbound_receipts", "delivery", "inbound_documents",
+                     "inbound_receipts")
 
 
 def _toml(value: Any) -> str:
@@ -134,6 +154,18 @@ class Lab:
     gateways: list[GatewayProcess] = field(default_factory=list)
     secrets_: dict[str, str] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    # A localkafka.LocalKafka with SCRAM users (LAB_SCRAM_USERS): authentication and ACLs on.
+    broker: Any = None
+
+    @property
+    def secured(self) -> bool:
+        return self.broker is not None and bool(getattr(self.broker, "sasl_bootstrap", None))
+
+    def kafka_settings(self, user: str | None = None) -> KafkaSettings:
+        """Settings for `user` on the SCRAM listener (secured lab), else the plain listener."""
+        if not self.secured or user is None:
+            return KafkaSettings(bootstrap_servers=self.bootstrap)
+        return KafkaSettings.from_env(self.broker.client_settings(user))
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -150,6 +182,27 @@ class Lab:
             log_path=self.workdir / "axis-sim.log")
         for province in self.provinces:
             self.write_config(province)
+        self.ensure_acls()
+
+    def ensure_acls(self) -> None:
+        """Create the topics and, if secured, the ACLs of the current configurations (after
+        `write_config`), as an operator does when onboarding agencies: agency software can then
+        publish before a gateway has started."""
+        _run_blocking(self.apply_acls())
+
+    async def apply_acls(self) -> None:
+        """The topics and ACLs each province's configuration calls for (`edoc-gateway acl
+        apply`)."""
+        from connectors.kafka import create_acls, ensure_topics
+        from gateway.acl import plan
+        from gateway.config import load_config
+        from gateway.daemon import topic_specs
+
+        for province in self.provinces:
+            config = load_config(self.province_dir(province) / "gateway.toml", os.environ)
+            await ensure_topics(self.kafka_settings(), topic_specs(config))
+            if self.secured:
+                await create_acls(self.kafka_settings("admin"), plan(config))
 
     def province_dir(self, province: Province) -> Path:
         return self.workdir / province.prefix
@@ -173,7 +226,8 @@ class Lab:
             "log": {"format": "json", "level": "info"},
             "kafka": {"bootstrap_servers": self.bootstrap,
                       "group_id": f"{province.prefix}-gateway-{self.run_id}",
-                      "session_timeout_seconds": 6, "max_poll_interval_seconds": 60},
+                      "session_timeout_seconds": 6, "max_poll_interval_seconds": 60,
+                      **self._kafka_login(base)},
             "topics": {k: f"{v}.{self.run_id}" for k, v in topics_for(province).items()},
             "axis": {"endpoint": self.simulator.url if self.simulator else "",
                      "systemid": province.systemid,
@@ -207,8 +261,23 @@ class Lab:
         path.write_text("\n".join(lines), encoding="utf-8")
         return path
 
-    def topics(self, province: Province) -> dict[str, str]:
-        return {k: f"{v}.{self.run_id}" for k, v in topics_for(province).items()}
+    def _kafka_login(self, base: Path) -> dict[str, Any]:
+        if not self.secured:
+            return {}
+        password = base / "kafka-password"
+        fd = os.open(password, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.broker.scram_users["gateway"])
+        return {"bootstrap_servers": self.broker.sasl_bootstrap,
+                "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+                "sasl_username": "gateway", "sasl_password_file": str(password)}
+
+    def topics(self, province: Province, agency: str | None = None) -> dict[str, str]:
+        """The province's topic names; the agency topics as templates, or for `agency`."""
+        names = {k: f"{v}.{self.run_id}" for k, v in topics_for(province).items()}
+        if agency is not None:
+            names = {k: v.replace("{agency}", agency) for k, v in names.items()}
+        return names
 
     def start_gateway(self, province: Province, *, name: str | None = None) -> GatewayProcess:
         base = self.province_dir(province)
@@ -241,6 +310,19 @@ class Lab:
                 return json.loads(text) if text.strip().startswith(("{", "[")) else text
 
 
+def _run_blocking(coro: Any) -> Any:
+    """Run a coroutine to its end from synchronous code, even inside a running event loop
+    (the fault scenarios start labs from async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _admin_url(url: str, path: str) -> str:
     from urllib.parse import urlsplit
 
@@ -255,8 +337,9 @@ class AgencyClient:
         self.lab = lab
         self.province = province
         self.organ_id = organ_id
-        self.topics = lab.topics(province)
-        self.settings = KafkaSettings(bootstrap_servers=lab.bootstrap)
+        self.topics = lab.topics(province, organ_id)
+        # Its own principal on a secured lab broker: it can use its own topics only.
+        self.settings = lab.kafka_settings(organ_id)
         self.source = f"urn:qlvb:{organ_id}"
 
     def attachment(self, name: str, content: bytes, content_type: str = "application/pdf",
@@ -301,7 +384,7 @@ class AgencyClient:
         }}
 
     async def publish(self, event_type: str, data: Any, *, key: str, event_id: str | None = None,
-                      raw_value: bytes | None = None) -> str:
+                      raw_value: bytes | None = None, ce_agency: str | None = None) -> str:
         event_id = event_id or str(uuid.uuid4())
         topic = self.topics["outbound_receipts" if event_type == events.RECEIPT_SEND
                             else "outbound_documents"]
@@ -309,19 +392,22 @@ class AgencyClient:
             if raw_value is not None:
                 event = CloudEvent(id=event_id, source=self.source, type=event_type,
                                    time=datetime.now(timezone.utc),
-                                   extensions={"agency": self.organ_id})
+                                   extensions={"agency": ce_agency or self.organ_id})
                 record = event.to_record(key=key.encode())
                 record = KafkaRecord(record.key, raw_value, record.headers)
                 await producer.send_record(topic, record)
             else:
                 event = CloudEvent(id=event_id, source=self.source, type=event_type, data=data,
                                    time=datetime.now(timezone.utc), subject=key,
-                                   extensions={"agency": self.organ_id})
+                                   extensions={"agency": ce_agency or self.organ_id})
                 await producer.publish(topic, event, key=key)
         return event_id
 
     async def read(self, name: str) -> list[CloudEvent]:
-        records = await read_topic(self.settings, self.topics[name], idle_timeout_s=10)
+        # The gateway's own topics (audit, dead letters) are not the agency's to read: the
+        # operator's view reads them.
+        settings = self.settings if name in AGENCY_TOPIC_KEYS else self.lab.kafka_settings()
+        records = await read_topic(settings, self.topics[name], idle_timeout_s=10)
         out = []
         for record in records:
             try:

@@ -55,6 +55,9 @@ REASONS: dict[str, str] = {
     "internal.error": "handling the record raised an unexpected exception (a bug, not a "
                       "problem of the event); the dead letter names the exception type, the "
                       "gateway log has the traceback; replay after the fix",
+    "event.sender_mismatch": "the event names (in message_header.from or ce_agency) another "
+                             "agency than the one whose outbound topic it was published to; an "
+                             "agency sends only in its own name",
 }
 
 
@@ -69,6 +72,17 @@ class ScratchLost(GatewayError):
 
     def transient_error(self) -> GatewayError:
         return self.cause
+
+
+def check_topic_sender(topic_agency: str | None, claimed: str | None, where: str) -> None:
+    """The sending agency is the agency of the topic the event came from, never what the event
+    says: the topic is what the broker's ACLs let only that agency's principal write. In the
+    shared layout (`topic_agency` None) any configured agency may send."""
+    if topic_agency is None or claimed is None or claimed == topic_agency:
+        return
+    raise GatewayError("event.sender_mismatch", f"published to the outbound topic of "
+                       f"{topic_agency} but {where} is {claimed[:64]!r}: an agency sends only in "
+                       "its own name", where=where)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,9 +186,15 @@ class OutboundPipeline:
         flow = "receipt" if event.type == events.RECEIPT_SEND else "document"
         bound = log.bind(event_id=event.id, flow=flow, offset=record.offset,
                          partition=record.partition)
+        topic_agency = ctx.config.topic_agency(record.topic)
         try:
+            # Before anything reads the event further: who it claims to be, against who sent it.
+            check_topic_sender(topic_agency, event.extensions.get("agency"), "agency")
+            check_topic_sender(topic_agency, _claimed_sender(event),
+                               "$.message_header.from.organ_id")
             work_item = events.parse_incoming(event, agencies=ctx.agencies,
                                               known_recipient=ctx.known_recipient)
+            check_topic_sender(topic_agency, work_item.sender, "$.message_header.from.organ_id")
         except GatewayError as exc:
             await self._dead_letter(record, event, exc, flow=flow, attempts=0)
             return
@@ -410,8 +430,8 @@ class OutboundPipeline:
                                            attachment_rules=self._attachment_rules.pop(event.id, None))
         # Both must be in Kafka before the offset is committed; neither has to wait for the other.
         await asyncio.gather(
-            ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.delivery, outcome,
-                                                           key=item.key)),
+            ctx.publish_retrying(lambda: ctx.publish_event(
+                ctx.config.topics.delivery_topic(item.sender), outcome, key=item.key)),
             self._audit(event, item, step="delivered", outcome="ok", axis_doc_id=doc_id,
                         package_sha256=sha))
         _mark_recorded()
@@ -442,18 +462,25 @@ class OutboundPipeline:
                                     instance=ctx.instance_id, source=ctx.source)
         await ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.deadletter, letter,
                                                              key=record.key))
+        # The outcome goes to the agency that published the record (its topic's agency), never
+        # to one the record merely names.
+        topic_agency = ctx.config.topic_agency(record.topic)
         if event is not None:
             failed = events.delivery_failed(event, item, reason=exc.reason, message=exc.message,
-                                            attempts=attempts, source=ctx.source)
+                                            attempts=attempts, source=ctx.source,
+                                            sender=topic_agency)
             key = item.key if item is not None else record.key
-            await ctx.publish_retrying(lambda: ctx.publish_event(ctx.config.topics.delivery,
-                                                                 failed, key=key))
+            recipient = topic_agency or (item.sender if item is not None else None)
+            topic = _delivery_topic(ctx.config, recipient)
+            if topic is not None:
+                await ctx.publish_retrying(lambda: ctx.publish_event(topic, failed, key=key))
         _mark_recorded()
+        sender = getattr(item, "sender", None) or topic_agency
         await ctx.audit_record(flow=flow, step="dead-lettered", outcome="failed",
-                               agency=getattr(item, "sender", None),
+                               agency=sender,
                                document_id=getattr(item, "document_id", None),
                                event_id=event.id if event else None, reason=exc.reason)
-        ctx.metrics.message(flow, "failed", exc.reason, agency=getattr(item, "sender", None))
+        ctx.metrics.message(flow, "failed", exc.reason, agency=sender)
         ctx.metrics.dead_letter(flow, exc.reason)
         log.warning("outbound.dead_lettered", flow=flow, reason=exc.reason, error=exc.message,
                     event_id=event.id if event else None, offset=record.offset)
@@ -489,6 +516,25 @@ def _is_receipt(record: KafkaRecord) -> bool:
 def _identity(item: Any) -> str:
     status = item.status_code.value if item.flow == "receipt" else None
     return identity_of(item.flow, item.sender, item.document_id, status)
+
+
+def _claimed_sender(event: CloudEvent) -> str | None:
+    """message_header.from.organ_id as the event states it, if it is a string at all."""
+    data = event.data if isinstance(event.data, dict) else {}
+    header = data.get("message_header")
+    frm = header.get("from") if isinstance(header, dict) else None
+    organ_id = frm.get("organ_id") if isinstance(frm, dict) else None
+    return organ_id if isinstance(organ_id, str) else None
+
+
+def _delivery_topic(config: Any, agency: str | None) -> str | None:
+    """The delivery topic for `agency`; None when it is per agency and the agency unknown."""
+    template = config.topics.delivery
+    if "{agency}" not in template:
+        return template
+    if agency is None or agency not in config.agency_ids:
+        return None
+    return config.topics.delivery_topic(agency)
 
 
 def _axis_time(text: str) -> datetime | None:

@@ -5,6 +5,11 @@ and stops when the run ends. With KAFKA_BOOTSTRAP_SERVERS set (CI that started t
 already, or your own cluster, with the KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* / KAFKA_SSL_*
 settings of docs/kafka.md) no broker is started and that cluster is used instead.
 
+The local broker has authentication and authorization on (SCRAM users `gateway.lab.
+lab_scram_users()`, StandardAuthorizer): `kafka_settings` use its PLAINTEXT listener, whose
+anonymous principal is a super user (the harness's door); `kafka_broker` gives tests that need
+real principals (the lab, the ACL tests) its SCRAM listener and the users' passwords.
+
 Tests that use these fixtures are marked `kafka` automatically.
 """
 
@@ -14,15 +19,17 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from connectors.kafka import KafkaConnectorError, KafkaSettings, TopicSpec, delete_topics, \
     ensure_topics
-from gateway.lab import load_localkafka
+from gateway.lab import LAB_SUPER_USERS, lab_scram_users, load_localkafka
 
 REPO = Path(__file__).resolve().parent.parent
-KAFKA_FIXTURES = frozenset({"kafka_settings", "kafka_bootstrap", "topic_factory", "fresh_topic"})
+KAFKA_FIXTURES = frozenset({"kafka_settings", "kafka_bootstrap", "topic_factory", "fresh_topic",
+                            "kafka_broker"})
 
 
 
@@ -34,16 +41,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSettings]:
-    """Settings for the run's broker: KAFKA_* from the environment, or a local broker."""
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The run's local broker (localkafka.LocalKafka, SCRAM listener and ACLs on), or None
+    when KAFKA_BOOTSTRAP_SERVERS names a cluster of your own."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
-        yield KafkaSettings.from_env(client_id="edoc-gateway-tests")
+        yield None
         return
-    broker = load_localkafka().start_local_kafka(tmp_path_factory.mktemp("kafka"))
+    broker = load_localkafka().start_local_kafka(
+        tmp_path_factory.mktemp("kafka"), scram_users=lab_scram_users(),
+        super_users=LAB_SUPER_USERS)
     try:
-        yield KafkaSettings(bootstrap_servers=broker.bootstrap, client_id="edoc-gateway-tests")
+        yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(kafka_broker: Any) -> KafkaSettings:
+    """Settings for the run's broker: KAFKA_* from the environment, or the local broker."""
+    if kafka_broker is None:
+        return KafkaSettings.from_env(client_id="edoc-gateway-tests")
+    return KafkaSettings(bootstrap_servers=kafka_broker.bootstrap, client_id="edoc-gateway-tests")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ quickstart; production runs against a real cluster instead (docs/kafka.md).
     python deploy/kafka/localkafka.py start --state-dir D   # background; prints bootstrap
     python deploy/kafka/localkafka.py stop --state-dir D
     python deploy/kafka/localkafka.py run [--port 9092]     # foreground until Ctrl-C
+    python deploy/kafka/localkafka.py start --scram-user admin --scram-user gateway \
+        --scram-user 000.00.00.H55 ...                      # with authentication and ACLs on
 
 From Python (import this file by path; it needs only the standard library):
 
@@ -18,7 +20,17 @@ From Python (import this file by path; it needs only the standard library):
     kafka.stop()
 
 State directory layout: server.properties, log4j2.properties, data/ (the log dirs),
-kafka.log (broker log), kafka.out (JVM stdout/stderr), kafka.pid, bootstrap.
+kafka.log (broker log), kafka.out (JVM stdout/stderr), kafka.pid, bootstrap; with SCRAM users
+also sasl-bootstrap and scram-users.json (the users' generated passwords, mode 0600).
+
+**Authentication and authorization.** `scram_users` (names; passwords are generated) turns on
+a second listener, SASL_PLAINTEXT with SCRAM-SHA-256/512, whose users are created when the
+storage is formatted (`kafka-storage format --add-scram`, KIP-900: KRaft has no other place to
+hold them before the broker runs), and Kafka's StandardAuthorizer with
+`allow.everyone.if.no.acl.found=false`: on that listener a user may do only what an ACL allows,
+except the `super_users`. The PLAINTEXT listener stays, on loopback, as the lab's own door for
+the test harness and admin tools: its anonymous principal (and the controller's) is a super user.
+A production cluster has no such listener (docs/security.md).
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +102,19 @@ logger.controller.level = INFO
 logger.state-change.name = state.change.logger
 logger.state-change.level = WARN
 """
+
+
+_SECURITY_CONFIG = """\
+# Authentication (SASL/SCRAM on its own listener) and authorization (ACLs).
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users={super_users}
+"""
+
+SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
 class LocalKafkaError(RuntimeError):
@@ -225,10 +251,24 @@ class LocalKafka:
     bootstrap: str
     pid: int
     _process: subprocess.Popen | None = field(default=None, repr=False)
+    sasl_bootstrap: str | None = None       # the SASL_PLAINTEXT (SCRAM) listener, if on
+    scram_users: dict[str, str] = field(default_factory=dict, repr=False)   # name -> password
+
+    def client_settings(self, user: str | None = None) -> dict[str, str]:
+        """KAFKA_* settings (docs/kafka.md) for `user` on the SCRAM listener, or for the
+        PLAINTEXT listener when `user` is None."""
+        if user is None:
+            return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
+        if self.sasl_bootstrap is None or user not in self.scram_users:
+            raise LocalKafkaError(f"no SCRAM user {user!r} on this broker")
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.sasl_bootstrap,
+                "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "KAFKA_SASL_MECHANISM": SCRAM_MECHANISM, "KAFKA_SASL_USERNAME": user,
+                "KAFKA_SASL_PASSWORD": self.scram_users[user]}
 
     def stop(self, timeout: float = 30.0) -> None:
         _terminate(self.pid, self._process, timeout)
-        for name in ("kafka.pid", "bootstrap"):
+        for name in ("kafka.pid", "bootstrap", "sasl-bootstrap"):
             (self.state_dir / name).unlink(missing_ok=True)
 
     def __enter__(self) -> LocalKafka:
@@ -312,7 +352,7 @@ def _read_ports(config: Path) -> tuple[int, int]:
     port = controller_port = 0
     for line in config.read_text().splitlines():
         if line.startswith("advertised.listeners="):
-            port = int(line.rsplit(":", 1)[1])
+            port = int(line.split(",")[0].rsplit(":", 1)[1])
         elif line.startswith("controller.quorum.bootstrap.servers="):
             controller_port = int(line.rsplit(":", 1)[1])
     return port, controller_port
@@ -328,24 +368,51 @@ def running(state_dir: str | os.PathLike[str]) -> LocalKafka | None:
         return None
     if not _is_our_broker(pid, state):
         return None
-    return LocalKafka(state, bootstrap, pid)
+    sasl_bootstrap, users = _read_security(state)
+    return LocalKafka(state, bootstrap, pid, sasl_bootstrap=sasl_bootstrap, scram_users=users)
+
+
+def _read_security(state: Path) -> tuple[str | None, dict[str, str]]:
+    import json
+
+    config = state / "server.properties"
+    sasl = None
+    if config.is_file():
+        for line in config.read_text().splitlines():
+            if line.startswith("advertised.listeners="):
+                for listener in line.split("=", 1)[1].split(","):
+                    if listener.startswith("SASL_PLAINTEXT://"):
+                        sasl = listener.removeprefix("SASL_PLAINTEXT://")
+    users_file = state / "scram-users.json"
+    users = json.loads(users_file.read_text()) if users_file.is_file() else {}
+    return sasl, users
 
 
 def start_local_kafka(state_dir: str | os.PathLike[str], *, port: int = 0,
                       controller_port: int = 0, host: str = "127.0.0.1",
                       kafka_version: str = DEFAULT_KAFKA_VERSION, heap: str = DEFAULT_HEAP,
                       timeout: float = 90.0, detach: bool = False,
-                      fresh: bool = False) -> LocalKafka:
+                      fresh: bool = False, scram_users: Iterable[str] = (),
+                      super_users: Iterable[str] = ()) -> LocalKafka:
     """Start (or reuse) the broker whose state lives in `state_dir`; return once it serves.
 
     port/controller_port 0 picks free ports the first time; a formatted state directory keeps
     its ports and data across restarts (`fresh=True` wipes it first). `detach=True` puts the
     JVM in its own session so it outlives this process (the `start` command); otherwise it
     shares this process group, so Ctrl-C or the end of a test run also reaches it.
+
+    `scram_users` turns authentication and authorization on (see the module docstring); the
+    users get random passwords (`LocalKafka.scram_users`); `super_users` are names among them
+    that ACLs do not restrict (the gateway, an administrator). Users are created when the state
+    directory is formatted: asking for users a formatted directory lacks needs `fresh=True`.
     """
     state = Path(state_dir).resolve()
     already = running(state)
     if already is not None and not fresh:
+        missing = [u for u in scram_users if u not in already.scram_users]
+        if missing:
+            raise LocalKafkaError(f"the broker running for {state} lacks the SCRAM users "
+                                  f"{', '.join(missing)}; use --fresh to start over")
         return already
     if already is not None:
         already.stop()
@@ -358,12 +425,21 @@ def start_local_kafka(state_dir: str | os.PathLike[str], *, port: int = 0,
     classpath = os.pathsep.join(str(j) for j in fetch(kafka_version))
     java = _java()
 
+    users = list(dict.fromkeys(scram_users))
+    supers = list(dict.fromkeys(super_users))
+    if any(u not in users for u in supers):
+        raise LocalKafkaError("every super user must also be one of the SCRAM users")
     formatted = (data_dir / "meta.properties").is_file() and config.is_file()
     if formatted:
         stored, stored_controller = _read_ports(config)
         if port and port != stored:
             raise LocalKafkaError(f"{state} was formatted for port {stored}, not {port}; "
                                   "use --fresh to start over")
+        have = _read_security(state)[1]
+        missing = [u for u in users if u not in have]
+        if missing:
+            raise LocalKafkaError(f"{state} was formatted without the SCRAM users "
+                                  f"{', '.join(missing)}; use --fresh to start over")
         port, controller_port = stored, stored_controller
     else:
         if data_dir.exists():
@@ -372,12 +448,26 @@ def start_local_kafka(state_dir: str | os.PathLike[str], *, port: int = 0,
         controller_port = controller_port or _free_port(host)
         while controller_port == port:
             controller_port = _free_port(host)
-        config.write_text(_BROKER_CONFIG.format(host=host, port=port,
-                                                controller_port=controller_port,
-                                                data_dir=data_dir))
+        text = _BROKER_CONFIG.format(host=host, port=port, controller_port=controller_port,
+                                     data_dir=data_dir)
+        scram_args: list[str] = []
+        if users:
+            sasl_port = _free_port(host)
+            while sasl_port in (port, controller_port):
+                sasl_port = _free_port(host)
+            text = _secure_listeners(text, host, port, sasl_port, controller_port)
+            text += _SECURITY_CONFIG.format(super_users=";".join(
+                ["User:ANONYMOUS", *(f"User:{u}" for u in supers)]))
+            passwords = _write_users(state, users)
+            for user, password in passwords.items():
+                for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+                    scram_args += ["--add-scram",
+                                   f"{mechanism}=[name={user},password={password}]"]
+        config.write_text(text)
         fmt = subprocess.run(
             [java, "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "--standalone", "--cluster-id", _cluster_id(), "--config", str(config)],
+             "--standalone", "--cluster-id", _cluster_id(), "--config", str(config),
+             *scram_args],
             capture_output=True, text=True)
         if fmt.returncode != 0:
             raise LocalKafkaError("kafka-storage format failed:\n"
@@ -392,7 +482,9 @@ def start_local_kafka(state_dir: str | os.PathLike[str], *, port: int = 0,
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                    cwd=state, start_new_session=detach)
     bootstrap = f"{host}:{port}"
-    kafka = LocalKafka(state, bootstrap, process.pid, process)
+    sasl_bootstrap, passwords = _read_security(state)
+    kafka = LocalKafka(state, bootstrap, process.pid, process, sasl_bootstrap=sasl_bootstrap,
+                       scram_users=passwords)
     try:
         wait_until_ready(bootstrap, timeout, process, log_file)
     except BaseException:
@@ -401,6 +493,38 @@ def start_local_kafka(state_dir: str | os.PathLike[str], *, port: int = 0,
     (state / "kafka.pid").write_text(f"{process.pid}\n")
     (state / "bootstrap").write_text(f"{bootstrap}\n")
     return kafka
+
+
+def _secure_listeners(text: str, host: str, port: int, sasl_port: int,
+                      controller_port: int) -> str:
+    out = []
+    for line in text.splitlines():
+        if line.startswith("listeners="):
+            line = (f"listeners=PLAINTEXT://{host}:{port},SASL_PLAINTEXT://{host}:{sasl_port},"
+                    f"CONTROLLER://{host}:{controller_port}")
+        elif line.startswith("advertised.listeners="):
+            line = f"advertised.listeners=PLAINTEXT://{host}:{port},SASL_PLAINTEXT://{host}:{sasl_port}"
+        elif line.startswith("listener.security.protocol.map="):
+            line = ("listener.security.protocol.map=PLAINTEXT:PLAINTEXT,"
+                    "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT")
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _write_users(state: Path, users: list[str]) -> dict[str, str]:
+    """Random passwords for the SCRAM users, kept in the state directory (0600)."""
+    import json
+    import secrets
+
+    for user in users:
+        if not user or any(c in user for c in ",=[] \t\n"):
+            raise LocalKafkaError(f"SCRAM user name {user!r} cannot be used")
+    passwords = {user: secrets.token_urlsafe(18) for user in users}
+    path = state / "scram-users.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(passwords, f, indent=1)
+    return passwords
 
 
 def stop_local_kafka(state_dir: str | os.PathLike[str], timeout: float = 30.0) -> bool:
@@ -441,6 +565,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--heap", default=DEFAULT_HEAP, help="JVM -Xmx (default %(default)s)")
         p.add_argument("--fresh", action="store_true", help="wipe the state directory first")
         p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
+        p.add_argument("--scram-user", action="append", default=[], metavar="NAME",
+                       help="a SCRAM user (repeat); turns on the SASL listener and ACLs")
+        p.add_argument("--super-user", action="append", default=[], metavar="NAME",
+                       help="a SCRAM user that ACLs do not restrict (repeat)")
     p_stop = sub.add_parser("stop", help="stop the broker of a state directory")
     p_stop.add_argument("--state-dir", default=_default_state_dir())
     p_stop.add_argument("--timeout", type=float, default=30.0)
@@ -469,8 +597,13 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         kafka = start_local_kafka(args.state_dir, port=args.port, kafka_version=args.kafka_version,
                                   heap=args.heap, timeout=args.timeout, fresh=args.fresh,
-                                  detach=args.command == "start")
+                                  detach=args.command == "start",
+                                  scram_users=[*args.scram_user, *args.super_user],
+                                  super_users=args.super_user)
         print(kafka.bootstrap, flush=True)
+        if kafka.sasl_bootstrap:
+            print(f"SCRAM ({SCRAM_MECHANISM}) listener {kafka.sasl_bootstrap}; passwords in "
+                  f"{kafka.state_dir / 'scram-users.json'}", file=sys.stderr)
         print(f"Kafka {args.kafka_version} ready at {kafka.bootstrap} (pid {kafka.pid}, "
               f"state {kafka.state_dir}) in {time.monotonic() - began:.1f} s", file=sys.stderr)
         if args.command == "start":

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.faults.scenarios import FULL, NAMES, SHORT, Report, _localkafka, run_scenario
+from tests.faults.scenarios import FULL, NAMES, SHORT, Report, run_scenario
 
 COLUMNS = ("scenario", "documents", "faults injected", "delivered", "dead-lettered",
            "inbound published / quarantined", "lost", "duplicated", "audit chain OK", "seconds")
@@ -49,13 +49,16 @@ async def main_async(args: argparse.Namespace) -> int:
     broker = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None
     if bootstrap is None and any(n != "broker-restart" for n in names):
-        broker = await asyncio.to_thread(_localkafka().start_local_kafka, base / "kafka")
+        from tests.faults.scenarios import _start_secured
+
+        broker = await asyncio.to_thread(_start_secured, base / "kafka")
         bootstrap = broker.bootstrap
     reports = []
     try:
         for i, name in enumerate(names):
             print(f"== {name} ...", file=sys.stderr, flush=True)
-            report = await run_scenario(name, bootstrap, base / name, size, seed=args.seed + i)
+            report = await run_scenario(name, bootstrap, base / name, size, seed=args.seed + i,
+                                        broker=broker)
             reports.append(report)
             status = "skipped" if report.skipped else ("ok" if report.ok else "FAILED")
             print(f"== {name}: {status} in {report.seconds:.0f} s", file=sys.stderr, flush=True)

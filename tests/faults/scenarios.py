@@ -360,10 +360,12 @@ async def check(lab: Lab, stream: Stream, report: Report) -> Report:
 class Run:
     """One scenario's lab, stream and report, with helpers the scenarios share."""
 
-    def __init__(self, name: str, bootstrap: str, workdir: Path, size: Size, seed: int) -> None:
+    def __init__(self, name: str, bootstrap: str, workdir: Path, size: Size, seed: int,
+                 broker: Any = None) -> None:
         self.name = name
         self.size = size
-        self.lab = Lab(workdir, bootstrap)
+        # With a broker that has SCRAM users: authentication and ACLs on, as in production.
+        self.lab = Lab(workdir, bootstrap, broker=broker)
         self.report = Report(name)
         self.seed = seed
         self.rng = random.Random(seed)
@@ -634,7 +636,7 @@ async def _broker_restart(run: Run, state_dir: Path) -> None:
     kafka = load_localkafka()
     await asyncio.to_thread(kafka.stop_local_kafka, state_dir)
     await asyncio.sleep(run.size.hold_seconds)
-    await asyncio.to_thread(kafka.start_local_kafka, state_dir)
+    await asyncio.to_thread(_start_secured, state_dir)
     run.report.faults.append(f"broker stopped for {run.size.hold_seconds:.0f} s, restarted")
     await stream.send_many(run.size.documents - half, run.size.gap_seconds)
 
@@ -643,10 +645,18 @@ def external_kafka() -> bool:
     return bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip())
 
 
+def _start_secured(state_dir: Path) -> Any:
+    from gateway.lab import LAB_SUPER_USERS, lab_scram_users
+
+    return load_localkafka().start_local_kafka(state_dir, scram_users=lab_scram_users(),
+                                               super_users=LAB_SUPER_USERS)
+
+
 async def run_scenario(name: str, bootstrap: str | None, workdir: Path, size: Size = SHORT,
-                       seed: int = 7) -> Report:
+                       seed: int = 7, broker: Any = None) -> Report:
     """Run one scenario in `workdir` against the broker at `bootstrap` (the broker scenario
-    starts and restarts its own and ignores it)."""
+    starts and restarts its own and ignores it). `broker`, a local broker with SCRAM users,
+    turns authentication and ACLs on."""
     started = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "broker-restart":
@@ -655,8 +665,8 @@ async def run_scenario(name: str, bootstrap: str | None, workdir: Path, size: Si
                           "this scenario stops and restarts a broker it starts itself")
         state_dir = workdir / "kafka"
         kafka = load_localkafka()
-        broker = await asyncio.to_thread(kafka.start_local_kafka, state_dir)
-        run = Run(name, broker.bootstrap, workdir / "lab", size, seed)
+        own = await asyncio.to_thread(_start_secured, state_dir)
+        run = Run(name, own.bootstrap, workdir / "lab", size, seed, broker=own)
         try:
             await _broker_restart(run, state_dir)
             report = await run.finish()
@@ -665,7 +675,7 @@ async def run_scenario(name: str, bootstrap: str | None, workdir: Path, size: Si
             await asyncio.to_thread(kafka.stop_local_kafka, state_dir)
     else:
         assert bootstrap is not None
-        run = Run(name, bootstrap, workdir / "lab", size, seed)
+        run = Run(name, bootstrap, workdir / "lab", size, seed, broker=broker)
         try:
             await SCENARIOS[name](run)
             report = await run.finish()

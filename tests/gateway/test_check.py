@@ -19,7 +19,7 @@ from connectors.axis.simulator.process import start_simulator_process
 from connectors.kafka import TopicSpec, delete_topics, ensure_topics
 from edxml.pki import init_test_pki
 from gateway.check import check
-from gateway.config import DEFAULT_TOPICS, load_config
+from gateway.config import DEFAULT_TOPICS, PER_AGENCY_TOPICS, load_config
 
 SYSTEMID = "00.55.W00"
 AGENCY = "000.00.00.H55"
@@ -58,7 +58,8 @@ def write_config(directory: Path, *, bootstrap: str, endpoint: str, secret: str,
         "gateway": {"instance_id": "check-test"},
         "http": {"listen": "127.0.0.1:0"},
         "kafka": {"bootstrap_servers": bootstrap},
-        "topics": {name: f"{topic}.{suffix}" for name, topic in DEFAULT_TOPICS.items()},
+        "topics": {name: f"{PER_AGENCY_TOPICS.get(name, topic)}.{suffix}"
+                   for name, topic in DEFAULT_TOPICS.items()},
         "axis": {"endpoint": endpoint, "systemid": SYSTEMID,
                  "secret_file": directory / "axis-secret"},
         "inbound": {"trust_dir": trust_dir, "crl_files": crl_files,
@@ -122,31 +123,32 @@ async def test_a_ready_deployment_passes_every_check_and_exits_0(make_config, ax
 async def test_topics_that_exist_are_counted_and_missing_ones_named(make_config,
                                                                     kafka_settings):
     config = make_config()
-    await ensure_topics(kafka_settings, [TopicSpec(config.topics.delivery, partitions=6)])
+    delivery = config.topics.delivery_topic(AGENCY)
+    await ensure_topics(kafka_settings, [TopicSpec(delivery, partitions=6)])
     try:
         code, lines, text = await run_check(config)
     finally:
-        await delete_topics(kafka_settings, [config.topics.delivery])
+        await delete_topics(kafka_settings, [delivery])
     assert code == 0, text
     from gateway.daemon import topic_specs
 
     assert f"1 of {len(topic_specs(config))} exist" in lines["kafka.topics"]
-    assert config.topics.delivery not in lines["kafka.topics"]
+    assert delivery not in lines["kafka.topics"]
     assert config.topics.audit in lines["kafka.topics"]
 
 
 async def test_an_existing_topic_the_daemon_would_refuse_fails(make_config, kafka_settings):
     config = make_config()
-    await ensure_topics(kafka_settings, [TopicSpec(config.topics.outbound_documents,
-                                                   partitions=1)])
+    outbound = config.topics.outbound_topic("documents", AGENCY)
+    await ensure_topics(kafka_settings, [TopicSpec(outbound, partitions=1)])
     try:
         code, lines, text = await run_check(config)
     finally:
-        await delete_topics(kafka_settings, [config.topics.outbound_documents])
+        await delete_topics(kafka_settings, [outbound])
     assert code == 2, text
     assert _status(lines["kafka.topics"]) == "FAIL"
     assert "kafka.topic" in lines["kafka.topics"]
-    assert f"{config.topics.outbound_documents} has 1 partitions, needs 6" in lines["kafka.topics"]
+    assert f"{outbound} has 1 partitions, needs 3" in lines["kafka.topics"]
 
 
 async def test_a_wrong_axis_secret_fails_as_axis_auth(make_config):
@@ -213,3 +215,23 @@ def test_the_command_line_prints_the_checks_and_exits_2_on_a_failure(make_config
         assert done.returncode == expected, done.stdout + done.stderr
         assert re.search(r"^ok +kafka +", done.stdout, re.MULTILINE)
         assert axis[1] not in done.stdout + done.stderr
+
+
+async def test_the_acl_check_names_an_agency_that_may_write_the_gateways_topics(
+        make_config, kafka_settings, kafka_broker):
+    from connectors.kafka import AclEntry, create_acls
+
+    config = make_config()
+    code, lines, text = await run_check(config)
+    if kafka_broker is None:
+        pytest.skip("needs the local broker with its authorizer on")
+    # Authorizer on, nothing wrong in the ACLs; the test connects unauthenticated: a warning.
+    assert _status(lines["kafka.acls"]) == "warn", text
+    assert "security_protocol = PLAINTEXT" in lines["kafka.acls"]
+    await create_acls(kafka_settings, [AclEntry(f"User:{AGENCY}", "topic", config.topics.audit,
+                                                "literal", "write")])
+    code, lines, text = await run_check(config)
+    assert code == 2, text
+    assert _status(lines["kafka.acls"]) == "FAIL"
+    assert f"User:{AGENCY} may write the gateway's audit topic {config.topics.audit}" in \
+        lines["kafka.acls"]

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from gateway.config import AGENCY_KEYS, DEFAULT_TOPICS, SECTIONS, ConfigError, GatewayConfig, \
+from gateway.config import AGENCY_KEYS, DEFAULT_TOPICS, PER_AGENCY_TOPICS, SECTIONS, ConfigError, GatewayConfig, \
     Secret, load_config, load_signers, load_trust
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +71,10 @@ def test_minimal_config_gets_the_documented_defaults(confdir: Path) -> None:
     assert (config.kafka.client_id, config.kafka.group_id) == ("edoc-gateway", "edoc-gateway")
     assert config.kafka.consumer_options() == {"max_poll_interval_ms": 300_000,
                                                "session_timeout_ms": 30_000}
-    assert config.topics.fixed() == DEFAULT_TOPICS
+    assert config.topics.per_agency
+    assert config.topics.fixed() == {k: v for k, v in DEFAULT_TOPICS.items()
+                                     if k not in PER_AGENCY_TOPICS}
+    assert {k: getattr(config.topics, k) for k in PER_AGENCY_TOPICS} == PER_AGENCY_TOPICS
     assert (config.retry.max_attempts, config.retry.initial_seconds, config.retry.max_seconds,
             config.retry.total_seconds) == (10, 0.5, 60.0, 900.0)
     assert config.inbound.signature_policy == "allow-placeholder"
@@ -343,7 +346,8 @@ def test_secret_equality_does_not_depend_on_repr() -> None:
 # -- topics ------------------------------------------------------------------------------------
 
 def test_inbound_topics_can_be_routed_per_agency(confdir: Path) -> None:
-    config = load(confdir, minimal_toml(topics='inbound_documents = "edoc.inbound.{agency}.documents"'))
+    config = load(confdir, minimal_toml(topics='per_agency = false\n'
+                                               'inbound_documents = "edoc.inbound.{agency}.documents"'))
     assert config.topics.inbound_topic("documents", "000.00.00.H55") == \
         "edoc.inbound.000.00.00.H55.documents"
     assert config.topics.inbound_topic("receipts", "000.00.00.H55") == "edoc.inbound.receipts"
@@ -352,6 +356,66 @@ def test_inbound_topics_can_be_routed_per_agency(confdir: Path) -> None:
     assert "inbound_documents" not in config.topics.fixed()
     with pytest.raises(ConfigError):
         config.topics.inbound_topic("documents", "H55 242")
+
+
+def test_every_agency_gets_topics_of_its_own_by_default(confdir: Path) -> None:
+    config = load(confdir)
+    h55 = "000.00.00.H55"
+    assert config.topics.outbound_topic("documents", h55) == "edoc.outbound.000.00.00.H55.documents"
+    assert config.topics.outbound_topic("receipts", h55) == "edoc.outbound.000.00.00.H55.receipts"
+    assert config.topics.delivery_topic(h55) == "edoc.delivery.000.00.00.H55"
+    assert config.outbound_topics() == {
+        "edoc.outbound.000.00.00.H55.documents": ("documents", h55),
+        "edoc.outbound.000.00.00.H55.receipts": ("receipts", h55)}
+    assert config.topic_agency("edoc.outbound.000.00.00.H55.receipts") == h55
+    assert config.principals() == {"User:000.00.00.H55": (h55,)}
+
+
+def test_the_shared_layout_is_kept_for_a_lab(confdir: Path) -> None:
+    config = load(confdir, minimal_toml(topics="per_agency = false"))
+    assert not config.topics.per_agency
+    assert config.topics.fixed() == DEFAULT_TOPICS
+    assert config.outbound_topics() == {"edoc.outbound.documents": ("documents", None),
+                                        "edoc.outbound.receipts": ("receipts", None)}
+    assert config.topic_agency("edoc.outbound.documents") is None
+
+
+@pytest.mark.parametrize("line", [
+    'outbound_documents = "edoc.outbound.documents"',
+    'delivery = "edoc.delivery"',
+    'outbound_receipts = "edoc.{agency}.outbound.{agency}"',
+])
+def test_per_agency_topics_must_be_templates(confdir: Path, line: str) -> None:
+    err = error_of(confdir, minimal_toml(topics=line))
+    assert err.reason == "config.invalid" and err.where.startswith("topics.")
+    assert "{agency}" in err.message
+
+
+def test_a_grant_lets_one_principal_act_for_several_agencies(confdir: Path) -> None:
+    text = minimal_toml() + ('\n[[agencies]]\norgan_id = "000.00.02.H55"\nname = "Sở Nội vụ"\n'
+                             'key = "keys/h55.key"\ncert = "keys/h55.pem"\n'
+                             'principal = "User:snv-h55"\n'
+                             '\n[[grants]]\nprincipal = "User:vendor-x"\n'
+                             'agencies = ["000.00.00.H55", "000.00.02.H55"]\n')
+    config = load(confdir, text)
+    assert config.principals() == {"User:000.00.00.H55": ("000.00.00.H55",),
+                                   "User:snv-h55": ("000.00.02.H55",),
+                                   "User:vendor-x": ("000.00.00.H55", "000.00.02.H55")}
+
+
+@pytest.mark.parametrize(("extra", "where"), [
+    ('\n[[grants]]\nprincipal = "User:vendor-x"\nagencies = ["000.00.09.H55"]\n',
+     "grants[0].agencies[0]"),
+    ('\n[[grants]]\nprincipal = "vendor-x"\nagencies = ["000.00.00.H55"]\n',
+     "grants[0].principal"),
+    ('\n[[grants]]\nprincipal = "User:v"\nagencies = []\n', "grants[0].agencies"),
+    ('\n[[agencies]]\norgan_id = "000.00.02.H55"\nname = "Sở"\nkey = "keys/h55.key"\n'
+     'cert = "keys/h55.pem"\nprincipal = "User:000.00.00.H55"\n', "agencies[1].principal"),
+])
+def test_a_principal_reaches_several_agencies_only_through_an_explicit_grant(
+        confdir: Path, extra: str, where: str) -> None:
+    err = error_of(confdir, minimal_toml() + extra)
+    assert err.reason == "config.invalid" and err.where == where
 
 
 @pytest.mark.parametrize("line", [

@@ -21,8 +21,9 @@ PDF = b"%PDF-1.4\n" + bytes(range(256)) * 120 + b"\n%%EOF\n"
 
 
 @pytest.fixture(scope="module")
-def lab(kafka_bootstrap, tmp_path_factory):
-    lab = Lab(tmp_path_factory.mktemp("lab"), kafka_bootstrap)
+def lab(kafka_bootstrap, kafka_broker, tmp_path_factory):
+    # Per-agency topics, SCRAM principals and ACLs, as in production.
+    lab = Lab(tmp_path_factory.mktemp("lab"), kafka_bootstrap, broker=kafka_broker)
     lab.start()
     lab.start_gateway(THAI_NGUYEN)
     lab.start_gateway(NGHE_AN)
@@ -96,6 +97,42 @@ async def test_secret_document_is_refused_and_nothing_is_sent(lab, thai_nguyen):
     after = await lab.admin("GET", "/admin/counters")
     assert json.dumps(after.get("received"), sort_keys=True) == \
         json.dumps(before.get("received"), sort_keys=True)
+
+
+@pytest.mark.parametrize("claim", ["from", "ce_agency"])
+async def test_an_agency_cannot_send_in_another_agencys_name(lab, thai_nguyen, claim):
+    """On its own outbound topic, agency A publishes a document (or a receipt) in the name of
+    agency B of the same gateway: refused as event.sender_mismatch, nothing is sent, and the
+    outcome goes to A, the agency that really published it."""
+    so_noi_vu = AgencyClient(lab, THAI_NGUYEN, "000.00.02.H55")
+    doc = so_noi_vu.document(to=[("000.00.00.H41", "UBND tỉnh Nghệ An")], number="66",
+                             notation="SNV-VP", subject="Văn bản mạo danh",
+                             attachments=[thai_nguyen.attachment("x.pdf", PDF)])
+    if claim == "ce_agency":
+        doc["message_header"]["from"]["organ_id"] = "000.00.00.H55"
+    key = doc["message_header"]["document_id"]
+    sent_id = await thai_nguyen.publish(events.DOCUMENT_SEND, doc, key=key,
+                                        ce_agency="000.00.02.H55")
+    (failed,) = await thai_nguyen.wait_for("delivery", _for(sent_id))
+    assert failed.type == events.DELIVERY_FAILED
+    assert failed.data["reason"] == "event.sender_mismatch"
+    assert failed.data["sender"] == "000.00.00.H55"
+    assert failed.extensions["agency"] == "000.00.00.H55"
+    (letter,) = await thai_nguyen.wait_for(
+        "deadletter", lambda e: e.data.get("reason") == "event.sender_mismatch"
+        and events.original_record(e).header("ce_id") == sent_id.encode())
+    assert letter.data["original"]["topic"] == thai_nguyen.topics["outbound_documents"]
+    # A receipt in B's name is refused the same way.
+    receipt = so_noi_vu.receipt(document=doc, code="01", description="Đã đến")
+    receipt_id = await thai_nguyen.publish(events.RECEIPT_SEND, receipt, key=key)
+    (failed,) = await thai_nguyen.wait_for("delivery", _for(receipt_id))
+    assert failed.data["reason"] == "event.sender_mismatch"
+    boxes = await lab.admin("GET", "/admin/mailboxes")
+    assert not [m for box in boxes.values() for m in box
+                if m["document_id"] == key or m["from_code"] == "000.00.02.H55"]
+    # B hears nothing of it.
+    assert not [e for e in await so_noi_vu.read("delivery")
+                if (e.data or {}).get("event_id") in (sent_id, receipt_id)]
 
 
 async def test_revoke_with_13_and_15(thai_nguyen, nghe_an):

@@ -2,7 +2,7 @@
 """Read what edoc-gateway publishes for one agency: delivery outcomes, arrived documents,
 arrived receipts — as an agency's software would.
 
-    python consumer.py --bootstrap 127.0.0.1:9092 --agency 000.00.02.H55 [--group qlvb-h55-02]
+    python consumer.py --bootstrap 127.0.0.1:9092 --agency 000.00.02.H55
 
 Prints one line per event for the agency (JSON with --json). The offsets are committed after
 each event is handled, and events are deduplicated on their id (ce_id): the gateway may publish
@@ -21,14 +21,14 @@ from aiokafka import AIOKafkaConsumer
 
 import edoc_events as ev
 
-DEFAULT_TOPICS = ("edoc.delivery", "edoc.inbound.documents", "edoc.inbound.receipts")
-
 
 async def events_for(bootstrap: str, agency: str, *, group: str,
-                     topics: Iterable[str] = DEFAULT_TOPICS, from_beginning: bool = True,
+                     topics: Iterable[str] | None = None, from_beginning: bool = True,
                      idle_timeout: float | None = None) -> AsyncIterator[ev.Received]:
-    """Events for `agency`, each once; stops after `idle_timeout` seconds without a record."""
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group,
+    """Events for `agency` (on its own topics by default), each once; stops after
+    `idle_timeout` seconds without a record."""
+    consumer = AIOKafkaConsumer(*(topics or ev.read_topics(agency)),
+                                bootstrap_servers=bootstrap, group_id=group, **ev.kafka_login(),
                                 enable_auto_commit=False, isolation_level="read_committed",
                                 auto_offset_reset="earliest" if from_beginning else "latest")
     await consumer.start()
@@ -87,12 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--agency", required=True, help="OrganId of this agency")
-    parser.add_argument("--group", help="consumer group (default qlvb-<agency>)")
+    parser.add_argument("--group", help="consumer group (default <agency>.qlvb: the ACLs let "
+                        "an agency's user use groups starting with its name and a dot)")
     parser.add_argument("--latest", action="store_true", help="new events only")
     parser.add_argument("--idle-timeout", type=float, help="stop after this many idle seconds")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    args.group = args.group or f"qlvb-{args.agency}"
+    args.group = args.group or f"{args.agency}.qlvb"
     try:
         asyncio.run(run(args))
     except KeyboardInterrupt:

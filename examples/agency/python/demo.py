@@ -26,7 +26,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 import edoc_events as ev
 
-TOPICS = ("edoc.delivery", "edoc.inbound.documents", "edoc.inbound.receipts")
 
 
 def log(text: str) -> None:
@@ -45,8 +44,8 @@ async def round_trip(args: argparse.Namespace) -> int:
                                 place="Thái Nguyên", attachments=[ev.attachment(pdf)])
 
     producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, enable_idempotence=True,
-                                acks="all")
-    consumer = AIOKafkaConsumer(bootstrap_servers=args.bootstrap,
+                                acks="all", **ev.kafka_login())
+    consumer = AIOKafkaConsumer(bootstrap_servers=args.bootstrap, **ev.kafka_login(),
                                 group_id=f"demo-{uuid.uuid4().hex[:8]}",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await producer.start()
@@ -54,14 +53,16 @@ async def round_trip(args: argparse.Namespace) -> int:
     try:
         # The gateway creates its topics when it starts: wait for them rather than publish
         # into nothing (the broker does not create topics on demand).
-        needed = {*TOPICS, ev.TOPICS[ev.DOCUMENT_SEND], ev.TOPICS[ev.RECEIPT_SEND]}
+        reads = sorted({*ev.read_topics(args.sender), *ev.read_topics(args.recipient)})
+        needed = {*reads, ev.outbound_topic(ev.DOCUMENT_SEND, args.sender),
+                  ev.outbound_topic(ev.RECEIPT_SEND, args.recipient)}
         deadline = time.monotonic() + args.timeout
         while not needed <= await consumer.topics():
             if time.monotonic() > deadline:
                 log(f"TIMEOUT  the gateway's topics do not exist: {', '.join(sorted(needed))}")
                 return 2
             await asyncio.sleep(1)
-        consumer.subscribe(list(TOPICS))
+        consumer.subscribe(reads)
         await ev.publish(producer, document)
         log(f"sent     document.send {document.key} ({args.sender} -> {args.recipient}), "
             f"id {document.id}")

@@ -4,7 +4,7 @@ gateway — so it can be copied into a vendor's product as a starting point.
 
     event = document_send(sender=..., recipients=[...], number="1234", notation="UBND-VP", ...)
     validate(event)                      # against schemas/events/<type>.schema.json
-    await publish(producer, "edoc.outbound.documents", event)
+    await publish(producer, event)       # on edoc.outbound.<sending agency>.documents
 
 docs/integration.md walks through it; docs/events.md is the contract.
 """
@@ -25,7 +25,45 @@ from jsonschema import Draft202012Validator
 VN = timezone(timedelta(hours=7))
 DOCUMENT_SEND = "vn.gov.edoc.document.send.v1"
 RECEIPT_SEND = "vn.gov.edoc.receipt.send.v1"
-TOPICS = {DOCUMENT_SEND: "edoc.outbound.documents", RECEIPT_SEND: "edoc.outbound.receipts"}
+# The gateway's default topics: each agency has its own, named with its OrganId, and its Kafka
+# user may write only its own outbound topics and read only its own delivery and inbound ones.
+# The gateway sends an event in the name of the agency whose topic it was published to.
+TOPICS = {DOCUMENT_SEND: "edoc.outbound.{agency}.documents",
+          RECEIPT_SEND: "edoc.outbound.{agency}.receipts"}
+READ_TOPICS = ("edoc.delivery.{agency}", "edoc.inbound.{agency}.documents",
+               "edoc.inbound.{agency}.receipts")
+
+
+def kafka_login(env: Any = None) -> dict[str, Any]:
+    """aiokafka keyword arguments for your own Kafka account, from the environment:
+    KAFKA_SECURITY_PROTOCOL (SASL_SSL in production), KAFKA_SASL_MECHANISM (SCRAM-SHA-512),
+    KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SSL_CAFILE. Empty for a PLAINTEXT lab."""
+    import os
+
+    env = os.environ if env is None else env
+    protocol = env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.startswith("SASL_"):
+        options.update(sasl_mechanism=env.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+                       sasl_plain_username=env["KAFKA_SASL_USERNAME"],
+                       sasl_plain_password=env["KAFKA_SASL_PASSWORD"])
+    if protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context(cafile=env.get("KAFKA_SSL_CAFILE"))
+    return options
+
+
+def outbound_topic(event_type: str, agency: str) -> str:
+    """Where `agency` publishes events of `event_type`."""
+    return TOPICS[event_type].replace("{agency}", agency)
+
+
+def read_topics(agency: str) -> list[str]:
+    """What the gateway publishes for `agency`: delivery outcomes, documents and receipts."""
+    return [t.replace("{agency}", agency) for t in READ_TOPICS]
 
 
 def schema_dir() -> Path:
@@ -147,7 +185,8 @@ async def publish(producer: Any, event: Event, topic: str | None = None) -> None
     problems = validate(event.type, event.data)
     if problems:
         raise ValueError(f"{event.type} does not match its schema: {problems[0]}")
-    await producer.send_and_wait(topic or TOPICS[event.type], value=event.value(),
+    await producer.send_and_wait(topic or outbound_topic(event.type, event.agency),
+                                 value=event.value(),
                                  key=event.key.encode("utf-8"), headers=event.headers())
 
 

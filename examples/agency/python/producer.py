@@ -45,7 +45,8 @@ def build(args: argparse.Namespace) -> ev.Event:
 async def send(bootstrap: str, event: ev.Event, topic: str | None) -> None:
     # Idempotent producer, acks from every in-sync replica: a retry never duplicates a record,
     # and the gateway deduplicates on ce_id anyway.
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
+                                **ev.kafka_login())
     await producer.start()
     try:
         await ev.publish(producer, event, topic)

@@ -1,15 +1,13 @@
 // Read what edoc-gateway publishes for one agency:
 //   node dist/consumer.js --bootstrap 127.0.0.1:9092 --agency 000.00.02.H55 [--idle-timeout 10]
-//     [--topic edoc.delivery --topic edoc.inbound.documents ...]
-// The topics are the gateway's defaults; each --topic replaces them (the gateway's [topics]).
-// Delivery outcomes, arrived documents and arrived receipts, filtered on the ce_agency header,
+//     [--topic edoc.delivery.000.00.02.H55 --topic edoc.inbound.000.00.02.H55.documents ...]
+// Each --topic replaces the agency's own topics (the gateway's [topics] templates).
+// Delivery outcomes, arrived documents and arrived receipts from the agency's own topics,
 // deduplicated on ce_id; an offset is committed only after its event was handled.
 
 import { parseArgs } from "util";
 import { Kafka, logLevel } from "kafkajs";
-import { decode, ReceivedEvent } from "./events";
-
-const TOPICS = ["edoc.delivery", "edoc.inbound.documents", "edoc.inbound.receipts"];
+import { decode, readTopics, ReceivedEvent } from "./events";
 
 function describe(e: ReceivedEvent): string {
   const kind = e.type.replace("vn.gov.edoc.", "").replace(".v1", "");
@@ -43,11 +41,11 @@ async function main(): Promise<number> {
   }
   const kafka = new Kafka({ clientId: `qlvb-${values.agency}`, brokers: values.bootstrap.split(","),
                             logLevel: logLevel.WARN });
-  const consumer = kafka.consumer({ groupId: values.group ?? `qlvb-${values.agency}-ts` });
+  const consumer = kafka.consumer({ groupId: values.group ?? `${values.agency}.qlvb-ts` });
   const seen = new Set<string>(); // in a product: a table with a unique key on ce_id
   let lastEvent = Date.now();
   await consumer.connect();
-  await consumer.subscribe({ topics: values.topic?.length ? values.topic : TOPICS,
+  await consumer.subscribe({ topics: values.topic?.length ? values.topic : readTopics(values.agency),
                              fromBeginning: true });
   await consumer.run({
     autoCommit: false,

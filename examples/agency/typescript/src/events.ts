@@ -12,10 +12,23 @@ import type { IHeaders, KafkaMessage, Producer } from "kafkajs";
 
 export const DOCUMENT_SEND = "vn.gov.edoc.document.send.v1";
 export const RECEIPT_SEND = "vn.gov.edoc.receipt.send.v1";
+// The gateway's default topics: each agency has its own, named with its OrganId; its Kafka user
+// may write only its own outbound topics, and the gateway sends an event in the name of the
+// agency whose topic it was published to.
 export const TOPICS: Record<string, string> = {
-  [DOCUMENT_SEND]: "edoc.outbound.documents",
-  [RECEIPT_SEND]: "edoc.outbound.receipts",
+  [DOCUMENT_SEND]: "edoc.outbound.{agency}.documents",
+  [RECEIPT_SEND]: "edoc.outbound.{agency}.receipts",
 };
+export const READ_TOPICS = ["edoc.delivery.{agency}", "edoc.inbound.{agency}.documents",
+                            "edoc.inbound.{agency}.receipts"];
+
+export function outboundTopic(eventType: string, agency: string): string {
+  return TOPICS[eventType].replace("{agency}", agency);
+}
+
+export function readTopics(agency: string): string[] {
+  return READ_TOPICS.map((t) => t.replace("{agency}", agency));
+}
 
 export interface OutgoingEvent {
   id: string;          // ce_id: a UUID per request; reuse it when you retry the same request
@@ -129,7 +142,7 @@ export async function publish(producer: Producer, event: OutgoingEvent, topic?: 
   const problems = validate(event.type, event.data);
   if (problems.length) throw new Error(`${event.type} does not match its schema: ${problems[0]}`);
   await producer.send({
-    topic: topic ?? TOPICS[event.type],
+    topic: topic ?? outboundTopic(event.type, event.agency),
     acks: -1,
     messages: [{ key: event.key, value: JSON.stringify(event.data), headers: headers(event) }],
   });
