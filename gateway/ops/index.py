@@ -87,12 +87,15 @@ class TopicSource:
     @classmethod
     def from_config(cls, config: Any, label: str | None = None) -> TopicSource:
         t = config.topics
-        topics = {role: getattr(t, role) for role in ROLES if getattr(t, role, None)}
-        # Per-agency inbound topics: every topic the configuration routes inbound events to.
-        inbound = getattr(config, "inbound_topics", None)
-        if callable(inbound):
-            for topic, kind in inbound().items():
-                topics.setdefault(f"inbound_{kind}:{topic}", topic)
+        # Shared topics by their role; per-agency ones (a `{agency}` template) once per agency.
+        topics = {role: name for role in ROLES
+                  if (name := getattr(t, role, None)) and "{agency}" not in name}
+        for topic, (kind, _agency) in config.outbound_topics().items():
+            topics.setdefault(f"outbound_{kind}:{topic}", topic)
+        for topic in config.delivery_topics():
+            topics.setdefault(f"delivery:{topic}", topic)
+        for topic, kind in config.inbound_topics().items():
+            topics.setdefault(f"inbound_{kind}:{topic}", topic)
         return cls(label or config.axis.systemid, topics)
 
     def topic_roles(self) -> dict[str, str]:
