@@ -2,7 +2,7 @@
 that may sign, no downgrade of a signature to a placeholder.
 
 Each test here is the regression test of one way a package could claim to be what it is not
-(see docs/security-inbound-core.md).
+(see docs/security.md#inbound-trust-the-package-and-its-signature).
 """
 
 from __future__ import annotations
