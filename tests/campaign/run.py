@@ -325,9 +325,10 @@ async def campaign(lab: Lab, *, inbound: list[InboundCase] | None = None,
 def _bootstrap(workdir: Path) -> tuple[str, Any]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
         return os.environ["KAFKA_BOOTSTRAP_SERVERS"], None
-    from tests.conftest import _localkafka
+    from gateway.lab import LAB_SUPER_USERS, lab_scram_users, load_localkafka
 
-    broker = _localkafka().start_local_kafka(workdir / "kafka")
+    broker = load_localkafka().start_local_kafka(workdir / "kafka", scram_users=lab_scram_users(),
+                                                 super_users=LAB_SUPER_USERS)
     return broker.bootstrap, broker
 
 
