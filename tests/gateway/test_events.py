@@ -21,7 +21,7 @@ from edxml.jsonform import package_from_dict
 from edxml.reader import read_package_bytes
 from edxml.writer import package_bytes
 from gateway import events as ev
-from gateway.config import DEFAULT_TOPICS
+from gateway.config import DEFAULT_TOPICS, PER_AGENCY_TOPICS
 from gateway.events import EventError
 
 from tests.samples import sample
@@ -567,7 +567,7 @@ def test_asyncapi_describes_every_topic_and_event_type() -> None:
     doc = load_asyncapi()
     assert doc["asyncapi"].startswith("3.")
     addresses = {c["address"] for c in doc["channels"].values()}
-    assert addresses == set(DEFAULT_TOPICS.values())
+    assert addresses == set({**DEFAULT_TOPICS, **PER_AGENCY_TOPICS}.values())
     names = set()
     for message in doc["components"]["messages"].values():
         names.add(message["name"])
