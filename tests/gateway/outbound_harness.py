@@ -141,7 +141,11 @@ class OutboundHarness:
         run = uuid.uuid4().hex[:8]
         topics = "\n".join(f'{name} = "edoc.test.{run}.{name}"' for name in (
             "outbound_documents", "outbound_receipts", "delivery", "inbound_documents",
-            "inbound_receipts", "audit", "deadletter", "ledger", "poller"))
+            "inbound_receipts", "audit", "deadletter", "ledger", "poller", "senders"))
+        # The shared layout: the harness hands the pipeline records of one outbound topic and
+        # tests what an event's data can reach; which agency a topic belongs to (per-agency
+        # topics and ACLs) is tested end to end in test_e2e.py and test_acl.py.
+        topics += "\nper_agency = false"
         agencies = "\n".join(
             f'[[agencies]]\norgan_id = "{o}"\nname = "{n}"\nkey = "{self.pki.agencies[o].key}"\n'
             f'cert = "{self.pki.agencies[o].cert}"\n' for o, n in AGENCIES)
