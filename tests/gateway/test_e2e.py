@@ -13,7 +13,8 @@ import pytest
 from connectors.kafka import KafkaSettings
 from gateway import events
 from gateway.audit import verify_topic
-from gateway.lab import NGHE_AN, THAI_NGUYEN, AgencyClient, Lab
+from gateway.lab import THAI_NGUYEN, AgencyClient
+from tests.gateway.conftest import running_lab
 
 pytestmark = pytest.mark.kafka
 
@@ -23,24 +24,7 @@ PDF = b"%PDF-1.4\n" + bytes(range(256)) * 120 + b"\n%%EOF\n"
 @pytest.fixture(scope="module")
 def lab(kafka_bootstrap, kafka_broker, tmp_path_factory):
     # Per-agency topics, SCRAM principals and ACLs, as in production.
-    lab = Lab(tmp_path_factory.mktemp("lab"), kafka_bootstrap, broker=kafka_broker)
-    lab.start()
-    lab.start_gateway(THAI_NGUYEN)
-    lab.start_gateway(NGHE_AN)
-    yield lab
-    lab.stop()
-    for gw in lab.gateways:
-        print(f"--- {gw.log}\n" + gw.log.read_text(errors="replace")[-4000:])
-
-
-@pytest.fixture
-def thai_nguyen(lab):
-    return AgencyClient(lab, THAI_NGUYEN, "000.00.00.H55")
-
-
-@pytest.fixture
-def nghe_an(lab):
-    return AgencyClient(lab, NGHE_AN, "000.00.00.H41")
+    yield from running_lab(tmp_path_factory, kafka_bootstrap, broker=kafka_broker)
 
 
 def _for(event_id):

@@ -22,6 +22,7 @@ from edxml.pki import Credential, init_test_pki
 from gateway import events
 from gateway.config import AttachmentsSection
 from gateway.lab import NGHE_AN, THAI_NGUYEN, AgencyClient, Lab
+from tests.gateway.conftest import running_lab
 
 from tests.gateway.test_config import confdir, error_of, load, minimal_toml  # noqa: F401 (fixture)
 
@@ -129,19 +130,12 @@ def test_inspect_reports_who_signed_each_pdf_and_the_roles(tmp_path: Path) -> No
 
 @pytest.fixture(scope="module")
 def lab(kafka_bootstrap, tmp_path_factory):
-    lab = Lab(tmp_path_factory.mktemp("lab"), kafka_bootstrap, gateway_overrides={
+    yield from running_lab(tmp_path_factory, kafka_bootstrap, gateway_overrides={
         "H55": {"attachments": {"refuse_unsigned": ["000.00.00.H55"],
                                 "original_digitised_require": ["000.00.00.H55"],
                                 "original_digitised_report": ["000.00.02.H55"]}},
         "H41": {"attachments": {"issuer_require": ["000.00.02.H55"]}},
     })
-    lab.start()
-    lab.start_gateway(THAI_NGUYEN)
-    lab.start_gateway(NGHE_AN)
-    yield lab
-    lab.stop()
-    for gw in lab.gateways:
-        print(f"--- {gw.log}\n" + gw.log.read_text(errors="replace")[-4000:])
 
 
 def _for(event_id: str) -> Any:

@@ -13,7 +13,8 @@ import pytest
 
 from connectors.kafka import KafkaSettings
 from gateway import events
-from gateway.lab import NGHE_AN, THAI_NGUYEN, AgencyClient, Lab
+from gateway.lab import NGHE_AN, THAI_NGUYEN, AgencyClient
+from tests.gateway.conftest import running_lab
 from gateway.ops.index import Fact, TopicSource, TraceIndex
 from gateway.ops.trace import awaiting_receipt, state_of, trace
 
@@ -52,22 +53,7 @@ def test_a_dead_letter_is_the_state_until_it_is_replayed():
 
 @pytest.fixture(scope="module")
 def lab(kafka_bootstrap, tmp_path_factory):
-    lab = Lab(tmp_path_factory.mktemp("lab"), kafka_bootstrap)
-    lab.start()
-    lab.start_gateway(THAI_NGUYEN)
-    lab.start_gateway(NGHE_AN)
-    yield lab
-    lab.stop()
-
-
-@pytest.fixture
-def thai_nguyen(lab):
-    return AgencyClient(lab, THAI_NGUYEN, "000.00.00.H55")
-
-
-@pytest.fixture
-def nghe_an(lab):
-    return AgencyClient(lab, NGHE_AN, "000.00.00.H41")
+    yield from running_lab(tmp_path_factory, kafka_bootstrap)
 
 
 def _configs(lab) -> list[Path]:
