@@ -5,6 +5,7 @@ Run by hand from the repository root (never part of the test suite):
     .venv/bin/python bench/edxml_bench.py                 # everything, 1 GiB attachment
     .venv/bin/python bench/edxml_bench.py --size 64M      # the memory part with a smaller file
     .venv/bin/python bench/edxml_bench.py --profile       # where build+sign spends its time
+    .venv/bin/python bench/edxml_bench.py --profile read  # where read+verify spends its time
 
 bench/README.md says what each figure means. Rates are per CPU second of this one process
 (pinned to one core), like `openssl speed`'s, so a busy machine changes them little; wall-clock
@@ -249,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-openssl", action="store_true")
     ap.add_argument("--skip-rates", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
-    ap.add_argument("--profile", action="store_true",
-                    help="profile build+sign of the 30 KB package and print the top functions")
+    ap.add_argument("--profile", nargs="?", const="build", choices=("build", "read"),
+                    help="profile build+sign (default) or read+verify of the 30 KB package and "
+                         "print the top functions")
     ap.add_argument("--tmpdir", type=Path, default=None, help="where the large files go")
     ap.add_argument("--child", choices=PHASES, help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edxml-bench-", dir=args.tmpdir) as tmp:
         work = Path(tmp)
         if args.profile:
-            return profile(work)
+            return profile(work, args.profile)
         sign_raw = verify_raw = None
         if not args.skip_openssl:
             sign_raw, verify_raw, version = openssl_rsa2048(args.openssl_seconds)
@@ -290,19 +292,7 @@ def rates(work: Path, sign_raw: float | None, verify_raw: float | None, rounds: 
         return package_bytes(make_package(attachment), signer=keys.signer)
 
     data = build_and_sign()
-    out_dir = work / "read-out"
-
-    def read_and_verify() -> None:
-        digester = DocumentDigester()
-        result = read_package(io.BytesIO(data), out_dir, digester=digester)
-        if not verify_signature(result.signature, keys.trust).valid:
-            raise AssertionError("the benchmark package does not verify")
-        # The receiver hands the decoded file on; rewriting the same file instead would time
-        # the filesystem (ext4 flushes a file truncated and rewritten), not the reader.
-        for report in result.attachments:
-            if report.attachment.path is not None:
-                report.attachment.path.unlink()
-
+    read_and_verify = read_and_verify_op(data, work / "read-out", keys)
     read_and_verify()
     built = measure(build_and_sign, rounds=rounds, round_seconds=round_seconds)
     print(f"\n[2] build+sign, one {SMALL_ATTACHMENT // 1024} KiB attachment, package "
@@ -318,6 +308,24 @@ def rates(work: Path, sign_raw: float | None, verify_raw: float | None, rounds: 
     print(f"    {checked.cpu:10.1f} packages per CPU second   ({checked.wall:.1f} per wall second)")
     if verify_raw:
         print(f"    {checked.cpu / verify_raw:10.1%} of raw RSA verification")
+
+
+def read_and_verify_op(data: bytes, out_dir: Path, keys: Keys) -> Callable[[], None]:
+    """What a receiver does with one package: read it (attachments decoded to files) and verify
+    its signature against the trust store."""
+
+    def read_and_verify() -> None:
+        digester = DocumentDigester()
+        result = read_package(io.BytesIO(data), out_dir, digester=digester)
+        if not verify_signature(result.signature, keys.trust).valid:
+            raise AssertionError("the benchmark package does not verify")
+        # The receiver hands the decoded file on; rewriting the same file instead would time
+        # the filesystem (ext4 flushes a file truncated and rewritten), not the reader.
+        for report in result.attachments:
+            if report.attachment.path is not None:
+                report.attachment.path.unlink()
+
+    return read_and_verify
 
 
 def memory(work: Path, size: int) -> None:
@@ -341,17 +349,25 @@ def memory(work: Path, size: int) -> None:
               f"{size / (1 << 20) / max(seconds, 1e-9):8.1f}  {verdict}; {r['detail']}")
 
 
-def profile(work: Path, calls: int = 300, top: int = 30) -> int:
+def profile(work: Path, what: str = "build", calls: int = 300, top: int = 30) -> int:
     keys = make_keys(work)
     attachment = work / "small.pdf"
     make_attachment(attachment, SMALL_ATTACHMENT)
-    package_bytes(make_package(attachment), signer=keys.signer)  # warm up
+
+    def build_and_sign() -> bytes:
+        return package_bytes(make_package(attachment), signer=keys.signer)
+
+    op: Callable[[], object] = build_and_sign
+    title = "build+sign"
+    if what == "read":
+        op, title = read_and_verify_op(build_and_sign(), work / "read-out", keys), "read+verify"
+    op()  # warm up
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(calls):
-        package_bytes(make_package(attachment), signer=keys.signer)
+        op()
     prof.disable()
-    print(f"\nbuild+sign of a {SMALL_ATTACHMENT // 1024} KiB-attachment package, {calls} calls, "
+    print(f"\n{title} of a {SMALL_ATTACHMENT // 1024} KiB-attachment package, {calls} calls, "
           f"top {top} by cumulative time:")
     pstats.Stats(prof, stream=sys.stdout).strip_dirs().sort_stats("cumulative").print_stats(top)
     print(f"top {top} by own time:")
