@@ -89,6 +89,7 @@ _ENCODING_ERRORS = {
     expat.errors.codes[expat.errors.XML_ERROR_PARTIAL_CHAR],
 }
 _INVALID_TOKEN = expat.errors.codes[expat.errors.XML_ERROR_INVALID_TOKEN]
+_UNCLOSED_TOKEN = expat.errors.codes[expat.errors.XML_ERROR_UNCLOSED_TOKEN]
 
 _UTF8_NAMES = {"utf-8", "utf8"}
 _BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\x00<", b"<\x00")
@@ -153,6 +154,7 @@ class SafeParser:
         self._chunk = b""
         self._chunk_base = 0
         self._failed = False
+        self._finished = False
         self._ns_element = 0  # declarations of the element whose start comes next
         self._ns_total = 0
 
@@ -186,16 +188,24 @@ class SafeParser:
 
     # -- public ---------------------------------------------------------------------------
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes, *, final: bool = False) -> None:
+        """Parse the next chunk; ``final`` says it is the last one (then :meth:`close` has
+        nothing left to do, and expat parses it faster than a chunk followed by the end)."""
         if self._failed:
             raise EdxmlError("edxml.xml.malformed", "parser used after an error")
+        if self._finished:
+            raise EdxmlError("edxml.xml.malformed", "data after the end of the input")
         if not self._checked_head:
             self._head += chunk[:4]
-            if len(self._head) >= 4 or not chunk:
+            if len(self._head) >= 4 or not chunk or final:
                 self._check_head()
         self._chunk = chunk
         self._chunk_base = self._fed
         self._fed += len(chunk)
+        if final:
+            self._finished = True
+            self._parse(chunk, True)
+            return
         self._parse(chunk, False)
         if self._fed - max(self._parser.CurrentByteIndex, 0) > self.limits.max_token_bytes + CHUNK_SIZE:
             self._fail("edxml.xml.token_too_large",
@@ -204,18 +214,22 @@ class SafeParser:
     def close(self) -> None:
         if self._failed:
             raise EdxmlError("edxml.xml.malformed", "parser used after an error")
+        if self._finished:
+            return
         if not self._checked_head:
             self._check_head()
         self._chunk = b""
         self._chunk_base = self._fed
+        self._finished = True
         self._parse(b"", True)
 
     def parse(self, source: bytes | str | os.PathLike[str] | IO[bytes]) -> None:
         """Parse a whole document: bytes, a file path, or a binary stream read in chunks."""
         if isinstance(source, (bytes, bytearray, memoryview)):
             data = bytes(source)
-            for i in range(0, len(data), CHUNK_SIZE * 16):
-                self.feed(data[i:i + CHUNK_SIZE * 16])
+            step = CHUNK_SIZE * 16
+            for i in range(0, len(data), step):
+                self.feed(data[i:i + step], final=i + step >= len(data))
             self.close()
         elif isinstance(source, (str, os.PathLike)):
             with open(source, "rb") as stream:
@@ -243,6 +257,13 @@ class SafeParser:
             self._failed = True
             where = f"line {exc.lineno}, column {exc.offset + 1} (byte {self._parser.ErrorByteIndex})"
             message = expat.ErrorString(exc.code)
+            if exc.code == _UNCLOSED_TOKEN and final and self._fed - max(self._parser.ErrorByteIndex, 0) \
+                    > self.limits.max_token_bytes + CHUNK_SIZE:
+                # The input ends inside a token longer than the limit: the same verdict whether
+                # the chunk it ends in was fed as the last one or not.
+                raise EdxmlError("edxml.xml.token_too_large",
+                                 f"more than {self.limits.max_token_bytes} bytes without a complete token",
+                                 where=where) from None
             if exc.code in _ENTITY_ERRORS:
                 raise EdxmlError("edxml.xml.entity", message, where=where) from None
             if exc.code in _ENCODING_ERRORS or (exc.code == _INVALID_TOKEN and self._bad_utf8_at(
