@@ -1087,12 +1087,15 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
         return _invalid("edxml.signature.digest_mismatch",
                         "the package content does not match the signed digest (changed after signing)", **info)
 
+    ders = []
     certs = []
     for el in sig.iterfind(f"{_DS}KeyInfo/{_DS}X509Data/{_DS}X509Certificate"):
         try:
-            certs.append(x509.load_der_x509_certificate(_b64(el.text)))
+            der = _b64(el.text)
+            certs.append(trust.certificate(der))  # parsed once per store, like the chain below
         except (ValueError, binascii.Error):
             return _invalid("edxml.signature.malformed", "an X509Certificate does not parse", **info)
+        ders.append(der)
     if not certs:
         return _invalid("edxml.signature.no_certificate", "KeyInfo carries no X509Certificate", **info)
 
@@ -1106,8 +1109,7 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
                                inclusive_ns_prefixes=prefixes)
     hash_cls = _SIGNATURE_METHODS[sig_method]
 
-    issuers = {c.issuer for c in certs}
-    ordered = sorted(certs, key=lambda c: c.subject in issuers and c.subject != c.issuer)
+    ordered = trust.fact(("signer-candidates", tuple(ders)), lambda: _signer_candidates(certs))
     leaf = None
     for cand in ordered:
         key = cand.public_key()
@@ -1122,8 +1124,11 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
     if leaf is None:
         return _invalid("edxml.signature.bad_value", "the SignatureValue does not verify with the certificate's key",
                         signer=CertificateInfo.from_certificate(ordered[0]), **info)
-    signer = CertificateInfo.from_certificate(leaf)
-    organ_id = signer_organ_id(leaf, policy.certificate_organ_ids)
+    leaf_der = ders[certs.index(leaf)]
+    signer = trust.fact(("info", leaf_der), lambda: CertificateInfo.from_certificate(leaf))
+    mapping = policy.certificate_organ_ids
+    organ_id = trust.fact(("organ-id", leaf_der, tuple(sorted(mapping.items()))),
+                          lambda: signer_organ_id(leaf, mapping))
     info["signer_organ_id"] = organ_id
     verdict = trust.check([leaf] + [c for c in certs if c is not leaf], now, require_crl=policy.require_crl)
     if not verdict.ok:
@@ -1138,6 +1143,12 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
     if unchecked:
         message += f" ({unchecked} attachment reference(s) not dereferenced; the whole-package reference covers them)"
     return SignatureVerdict("valid", None, message, signer=signer, **info)
+
+
+def _signer_candidates(certs: list[x509.Certificate]) -> list[x509.Certificate]:
+    """The certificates of KeyInfo, those that issue another one of them last."""
+    issuers = {c.issuer for c in certs}
+    return sorted(certs, key=lambda c: c.subject in issuers and c.subject != c.issuer)
 
 
 def digest_events(source: bytes | str | os.PathLike[str] | IO[bytes], *, limits: Limits = Limits()) -> DigestResult:

@@ -301,17 +301,23 @@ def _token_char(ch: str) -> bool:
     return ch.isalpha() or ch in _CP1252_LETTERS or unicodedata.category(ch) == "Mn"
 
 
+class _TokenMap(dict):  # type: ignore[type-arg]
+    """For str.translate: a word character to itself, any other to a space; learnt as met."""
+
+    def __missing__(self, code: int) -> int:
+        value = code if _token_char(chr(code)) else 0x20
+        if len(self) < 65536:  # a text of every code point cannot make it grow without bound
+            self[code] = value
+        return value
+
+
+_TOKEN_MAP = _TokenMap()
+
+
 def _tokens(text: str) -> list[str]:
-    out, cur = [], []
-    for ch in text:
-        if _token_char(ch):
-            cur.append(ch)
-        elif cur:
-            out.append("".join(cur))
-            cur = []
-    if cur:
-        out.append("".join(cur))
-    return out
+    """The runs of word characters (`_token_char`), in one C-speed pass: no word character is
+    whitespace, so splitting the text with every other character made a space finds them."""
+    return text.translate(_TOKEN_MAP).split()
 
 
 # A single-character token counts only when it is a letter: "«" alone is a French guillemet far

@@ -150,6 +150,7 @@ class CrlChecker:
         self._recheck = recheck
         self._checked_at: datetime | None = None
         self._lock = threading.Lock()
+        self._issuers: dict[tuple[int, x509.Certificate], tuple[x509.CertificateRevocationList, bool]] = {}
 
     @classmethod
     def from_files(cls, paths: Iterable[str | os.PathLike[str]], **kwargs: Any) -> CrlChecker:
@@ -202,17 +203,30 @@ class CrlChecker:
         at = at or self._clock()
         return [k for k, v in self.next_updates().items() if v is not None and v < at]
 
+    def _issued_by(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+        """Whether ``issuer`` names and signed ``crl``; remembered per CRL object (a reread CRL
+        is a new object) and issuer certificate, since checking costs an RSA verification."""
+        key = (id(crl), issuer)
+        known = self._issuers.get(key)
+        if known is not None and known[0] is crl:
+            return known[1]
+        ok = crl.issuer == issuer.subject
+        if ok:
+            try:
+                ok = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                ok = False
+        if len(self._issuers) >= 1024:
+            self._issuers.clear()
+        self._issuers[key] = (crl, ok)
+        return ok
+
     def status(self, cert: x509.Certificate, issuer: x509.Certificate, at: datetime) -> RevocationStatus:
         self.refresh()
         found = False
         stale = False
         for crl in self.crls:
-            if crl.issuer != issuer.subject:
-                continue
-            try:
-                if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-                    continue
-            except (TypeError, ValueError):
+            if not self._issued_by(crl, issuer):
                 continue
             found = True
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
@@ -430,7 +444,30 @@ class TrustStore:
         # Validated paths by (leaf, helpers): path validation costs milliseconds and its result
         # changes with time only through the validity windows, so a path is reused while the
         # time of checking stays inside all of them. Revocation is asked every time.
-        self._paths: dict[tuple[bytes, ...], list[x509.Certificate]] = {}
+        # The path is kept with what the signer's certificate allows (key usage, CA or not),
+        # which depends on its bytes alone.
+        self._paths: dict[tuple[bytes, ...], tuple[list[x509.Certificate], tuple[str, str] | None,
+                                                   tuple[tuple[datetime, datetime], ...]]] = {}
+        # Facts that depend only on certificate bytes (parsed certificates, a chain's signer
+        # candidates): a sender's chain repeats on every package it sends.
+        self._facts: dict[Any, Any] = {}
+
+    def fact(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()``, remembered under ``key``: for what depends only on certificate bytes
+        (``key`` must hold those bytes). Bounded; an exception is not remembered."""
+        try:
+            return self._facts[key]
+        except KeyError:
+            pass
+        value = make()
+        if len(self._facts) >= 4096:
+            self._facts.clear()
+        self._facts[key] = value
+        return value
+
+    def certificate(self, der: bytes) -> x509.Certificate:
+        """The DER certificate ``der``, parsed once per store. Raises ValueError if it does not parse."""
+        return self.fact(("der", der), lambda: x509.load_der_x509_certificate(der))
 
     @classmethod
     def from_paths(cls, trust: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -484,18 +521,19 @@ class TrustStore:
             return CertificateVerdict(False, "edxml.signature.untrusted",
                                       f"no trusted root: nothing can vouch for {leaf.subject.rfc4514_string()}",
                                       (leaf,))
-        key = tuple(c.public_bytes(_DER) for c in chain)
-        path = self._paths.get(key)
-        if path is None or not all(c.not_valid_before_utc <= at <= c.not_valid_after_utc for c in path):
+        key = tuple(self.fact(("der-of", c), lambda c=c: c.public_bytes(_DER)) for c in chain)
+        cached = self._paths.get(key)
+        if cached is None or not all(before <= at <= after for before, after in cached[2]):
             outcome = _validate_path(leaf, list(chain[1:]) + list(self.intermediates), self.roots, at)
             if isinstance(outcome, CertificateVerdict):
                 return outcome
-            path = outcome
+            windows = tuple((c.not_valid_before_utc, c.not_valid_after_utc) for c in outcome)
+            cached = (outcome, signing_certificate_problem(leaf), windows)
             if len(self._paths) >= 1024:
                 self._paths.clear()
-            self._paths[key] = path
+            self._paths[key] = cached
+        path, problem, _windows = cached
         path_t = tuple(path)
-        problem = signing_certificate_problem(leaf)
         if problem is not None:
             reason, message = problem
             return CertificateVerdict(False, reason, message, path_t)
