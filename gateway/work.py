@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -81,6 +82,7 @@ def init_worker(setup: WorkerSetup) -> None:
 
     # Ctrl-C in a terminal reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     if setup.memory_limit_bytes:
         import resource
 
@@ -92,6 +94,24 @@ def init_worker(setup: WorkerSetup) -> None:
         _SIGNERS[spec.organ_id] = load_signer(spec)
     _TRUST = (TrustStore.from_paths(list(setup.trust_paths), crl_files=list(setup.crl_files))
               if setup.trust_paths else TrustStore(()))
+
+
+def _exit_with_parent(interval_seconds: float = 1.0) -> None:
+    """End this worker when the gateway that started it is gone.
+
+    A gateway killed with SIGKILL (or by the OOM killer) cannot stop its pool, and a spawned
+    worker waiting for its next task never learns of it: it would live on, holding the
+    agencies' signing keys, with nobody to answer to. Once the parent is gone the worker is
+    re-parented, so a changed parent pid means it is time to go.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_seconds)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _error(exc: EdxmlError) -> dict[str, Any]:
