@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from connectors.axis import AxisClient, AxisClientConfig
 from connectors.axis.simulator import RunningSimulator, SimulatorConfig, serve
@@ -108,6 +110,24 @@ def write_status(path: Path, *, from_organ: str, response_for_organ: str,
 """
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@contextlib.asynccontextmanager
+async def answering(handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                    path: str = "/XrdAdapter/adapter") -> AsyncIterator[str]:
+    """A loopback HTTP server answering every request with `handler`: a stand-in for whatever
+    sits in front of the axis (a proxy that compresses, a recorder of what our client sends).
+    Yields the endpoint URL to give the client."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site.port}{path}"
+    finally:
+        await runner.cleanup()
 
 
 def document_id(sender: str, number: str = "12") -> str:

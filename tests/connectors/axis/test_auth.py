@@ -15,6 +15,8 @@ from connectors.axis import AxisClient, AxisClientConfig
 from connectors.axis.auth import (AuthFailure, format_timestamp, parse_timestamp, sign_headers,
                                   verify_headers)
 
+from .conftest import answering
+
 FIXED = datetime(2026, 11, 25, 4, 5, 6, 789_000, tzinfo=timezone.utc)   # 11:05:06.789 in Hà Nội
 
 
@@ -124,20 +126,12 @@ async def test_client_in_the_standard_form_puts_exactly_the_signed_headers_on_th
         seen.append(dict(request.headers))
         return web.json_response({"status": "OK", "ErrorCode": "0", "ErrorDesc": "", "count": 7})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", record)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        config = AxisClientConfig(endpoint=f"http://127.0.0.1:{site.port}/XrdAdapter/adapter",
+    async with answering(record, "/XrdAdapter/adapter") as url:
+        config = AxisClientConfig(endpoint=url,
                                   systemid="00.55.W00", secret="s3cret-for-test",
                                   clock=lambda: FIXED, dialect="standard")
         async with AxisClient(config) as client:
             assert await client.count_receive_edoc() == 7
-    finally:
-        await runner.cleanup()
 
     text = ('{"XroadVnpt-systemid":"00.55.W00","XroadVnpt-timestamp":"25112026T110506+0789",'
             '"XroadVnpt-Content-Type":"application/json"}')

@@ -25,6 +25,7 @@ from tests.edxml import reference_built as rb
 
 from . import captures
 from .captures import PREFIX, Request, captured, send_raw, unpadded_sha256
+from .conftest import answering
 
 DATA = captures.load()
 SECRETS: dict[str, str] = DATA["secrets"]
@@ -190,16 +191,8 @@ class Recorder:
 @pytest.fixture
 async def recorder() -> AsyncIterator[tuple[Recorder, str]]:
     rec = Recorder()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield rec, f"http://127.0.0.1:{site.port}/XrdAdapter/adapter"
-    finally:
-        await runner.cleanup()
+    async with answering(rec.handle) as url:
+        yield rec, url
 
 
 async def _call(client: AxisClient, name: str, tmp_path: Path) -> None:

@@ -25,8 +25,8 @@ from tests.edxml import reference_built as rb
 
 from . import captures
 from .captures import PREFIX, Request, captured, send_raw, unpadded_sha256
-from .conftest import (NA_SYSTEM, NA_UBND, NS, TN_SYSTEM, TN_UBND, client_config, document_id,
-                       write_edoc, write_status)
+from .conftest import (NA_SYSTEM, NA_UBND, NS, TN_SYSTEM, TN_UBND, answering, client_config,
+                       document_id, write_edoc, write_status)
 
 DATA = captures.load()
 Q = {"e": NS}
@@ -215,22 +215,13 @@ async def test_gzip_answers_are_decoded_by_our_client():
         response.enable_compression(web.ContentCoding.gzip)
         return response
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        config = AxisClientConfig(endpoint=f"http://127.0.0.1:{site.port}/a", systemid="S",
-                                  secret="k")
+    async with answering(handle, "/a") as url:
+        config = AxisClientConfig(endpoint=url, systemid="S", secret="k")
         async with AxisClient(config) as client:
             assert await client.count_receive_edoc() == 3
             with tempfile.TemporaryDirectory() as tmp:
                 fetched = await client.get_edoc("d", Path(tmp) / "p.edxml")
                 assert fetched.path.read_bytes() == package
-    finally:
-        await runner.cleanup()
 
 
 async def test_simulator_gzip_fault_and_our_client(tmp_path, sim, tn, na, admin):
@@ -263,19 +254,10 @@ async def test_each_answer_encoding_is_decoded(coding, pack):
         return web.Response(body=pack(answer), headers={"Content-Encoding": coding,
                                                         "Content-Type": "application/json"})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        config = AxisClientConfig(endpoint=f"http://127.0.0.1:{site.port}/a", systemid="S",
-                                  secret="k")
+    async with answering(handle, "/a") as url:
+        config = AxisClientConfig(endpoint=url, systemid="S", secret="k")
         async with AxisClient(config) as client:
             assert await client.count_receive_edoc() == 5
-    finally:
-        await runner.cleanup()
 
 
 async def test_a_truncated_gzip_answer_is_a_bad_response():
@@ -285,18 +267,9 @@ async def test_a_truncated_gzip_answer_is_a_bad_response():
         return web.Response(body=body, headers={"Content-Encoding": "gzip",
                                                 "Content-Type": "application/json"})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        config = AxisClientConfig(endpoint=f"http://127.0.0.1:{site.port}/a", systemid="S",
-                                  secret="k")
+    async with answering(handle, "/a") as url:
+        config = AxisClientConfig(endpoint=url, systemid="S", secret="k")
         async with AxisClient(config) as client:
             with pytest.raises(AxisError) as info:
                 await client.count_receive_edoc()
         assert info.value.reason == "axis.bad_response"
-    finally:
-        await runner.cleanup()
