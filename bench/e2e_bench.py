@@ -229,13 +229,15 @@ class Bench:
                 continue
             base = self.lab.province_dir(province)
             log = base / f"{name}.log"
-            out = profile_dir / f"{name}.pyinstrument.txt"
+            cprofile = os.environ.get("EDOC_BENCH_PROFILER") == "cprofile"
+            out = profile_dir / (f"{name}.prof" if cprofile else f"{name}.pyinstrument.txt")
             env = dict(os.environ,
                        EDOC_GATEWAY__GATEWAY__INSTANCE_ID=f"{province.prefix}-{name}")
             with open(log, "ab") as sink:
                 popen = subprocess.Popen(
-                    [sys.executable, "-m", "pyinstrument", "-o", str(out), "-m", "gateway.cli",
-                     "run", "--config", str(base / "gateway.toml")],
+                    [sys.executable, "-m", *(("cProfile", "-o") if cprofile
+                                             else ("pyinstrument", "-o")), str(out),
+                     "-m", "gateway.cli", "run", "--config", str(base / "gateway.toml")],
                     stdout=sink, stderr=subprocess.STDOUT, env=env)
             gw = GatewayProcess(province, base / "gateway.toml", popen, log)
             self.lab.gateways.append(gw)
