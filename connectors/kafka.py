@@ -282,6 +282,24 @@ class EventProducer:
         return RecordPosition(meta.topic, meta.partition, meta.offset,
                               meta.timestamp if meta.timestamp != -1 else None)
 
+    async def enqueue_record(self, topic: str, record: KafkaRecord, *,
+                             partition: int | None = None) -> asyncio.Future[Any]:
+        """Put a record in the producer's queue; returns the future of its acknowledgement
+        (await it with `acknowledged`).
+
+        Records enqueued one after another to one partition are stored in that order (the
+        producer is idempotent: the broker refuses a record whose predecessor it has not
+        stored), so a caller can fix an order without waiting for each acknowledgement."""
+        if record.key is None and record.value is None:
+            raise KafkaConnectorError("kafka.rejected", f"send to {topic}: a record needs a key "
+                                      "or a value", transient=False)
+        try:
+            return await self._producer.send(
+                topic, value=record.value, key=record.key, partition=partition,
+                headers=list(record.headers) or None)
+        except _CLIENT_ERRORS as exc:
+            raise translate_error(exc, f"send to {topic}") from exc
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """Commit what was sent in the block, or abort it if the block raises."""
@@ -315,6 +333,16 @@ def _to_record(message: Any) -> KafkaRecord:
                                      in (message.headers or ())),
                        topic=message.topic, partition=message.partition,
                        offset=message.offset, timestamp_ms=message.timestamp)
+
+
+async def acknowledged(future: asyncio.Future[Any], topic: str) -> RecordPosition:
+    """Wait for a record enqueued by `EventProducer.enqueue_record` to be stored."""
+    try:
+        meta = await future
+    except _CLIENT_ERRORS as exc:
+        raise translate_error(exc, f"send to {topic}") from exc
+    return RecordPosition(meta.topic, meta.partition, meta.offset,
+                          meta.timestamp if meta.timestamp != -1 else None)
 
 
 class _Listener(ConsumerRebalanceListener):

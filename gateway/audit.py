@@ -136,13 +136,57 @@ def record_hash(record: dict[str, Any]) -> str:
 
 
 def producer_sender(producer: EventProducer, topic: str) -> Sender:
-    """A `send` for `AuditLog` that writes through an `EventProducer` and waits for the ack."""
+    """A `send` for `AuditLog` that writes through an `EventProducer` and waits for the ack.
 
-    async def send(key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]) -> object:
-        return await producer.send_record(topic, KafkaRecord(key=key, value=value,
-                                                             headers=tuple(headers)))
+    It also has `enqueue` (see `AuditLog`): the record takes its place in the producer's queue
+    and the acknowledgement is awaited afterwards, so records are sent pipelined, in order."""
+    from connectors.kafka import acknowledged
 
-    return send
+    class _Send:
+        async def __call__(self, key: bytes, value: bytes,
+                           headers: Sequence[tuple[str, bytes]]) -> object:
+            return await producer.send_record(topic, KafkaRecord(key=key, value=value,
+                                                                 headers=tuple(headers)))
+
+        async def enqueue(self, key: bytes, value: bytes,
+                          headers: Sequence[tuple[str, bytes]]) -> Awaitable[object]:
+            future = await producer.enqueue_record(topic, KafkaRecord(
+                key=key, value=value, headers=tuple(headers)))
+            return _Ack(future, topic, acknowledged)
+
+    return _Send()
+
+
+class _Ack:
+    """The acknowledgement of one enqueued record: awaited once by its writer, inspected (done,
+    failed) by the chain before the next record."""
+
+    __slots__ = ("future", "topic", "_wait")
+
+    def __init__(self, future: asyncio.Future[Any], topic: str,
+                 wait: Callable[[asyncio.Future[Any], str], Awaitable[object]]) -> None:
+        self.future = future
+        self.topic = topic
+        self._wait = wait
+
+    def __await__(self) -> Any:
+        return self._wait(self.future, self.topic).__await__()
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def failed(self) -> bool:
+        return self.future.done() and (self.future.cancelled()
+                                       or self.future.exception() is not None)
+
+
+@dataclass
+class _Unacked:
+    record: dict[str, Any]
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    ack: _Ack
 
 
 class AuditLog:
@@ -152,6 +196,16 @@ class AuditLog:
     never forks. If `send` fails the record stays pending and is sent again, byte for byte,
     before the next one (Kafka may have stored it after all; `verify_records` accepts an exact
     repeat), and the error propagates to the caller's retry policy.
+
+    When `send` has an `enqueue` (as `producer_sender`'s has), the lock is held only while a
+    record is built and put in the producer's queue, not across its acknowledgement: records
+    are pipelined, and each writer then awaits its own record's acknowledgement. The order is
+    still the chain's: the idempotent producer stores a partition's records in the order they
+    were enqueued, and never a record whose predecessor it did not store. So when an
+    acknowledgement fails, the records after it that were acknowledged prove it stored; the
+    failed ones after the last acknowledged record are sent again, in order, one by one, before
+    the next record, as in the unpipelined case. A crash between enqueuing and storing leaves the
+    chain without its tail, which `verify_records` reports as an open chain, as before.
     """
 
     def __init__(self, chain: str, send: Sender, *, source: str | None = None,
@@ -175,6 +229,8 @@ class AuditLog:
             = None
         self._opened = False
         self._closed = False
+        self._enqueue = getattr(send, "enqueue", None)
+        self._unacked: list[_Unacked] = []   # pipelined records not yet known to be stored
 
     @property
     def next_seq(self) -> int:
@@ -207,6 +263,7 @@ class AuditLog:
         async with self._lock:
             if self._closed:
                 return None
+            await self._settle(wait=True)
             if not self._opened:
                 await self._append(flow="gateway", step="chain-opened", outcome="ok")
             result = await self._append(flow="gateway", step="chain-closed", outcome="ok")
@@ -223,6 +280,8 @@ class AuditLog:
                   "axis_doc_id": axis_doc_id, "package_sha256": package_sha256,
                   "signature": signature, "reason": reason,
                   "attachment_signatures": attachment_signatures}
+        if self._enqueue is not None:
+            return await self._record_pipelined(flow=flow, step=step, outcome=outcome, **fields)
         async with self._lock:
             if self._closed:
                 raise AuditError("audit.closed", f"chain {self.chain} is closed; no record "
@@ -230,6 +289,76 @@ class AuditLog:
             if not self._opened:
                 await self._append(flow="gateway", step="chain-opened", outcome="ok")
             return await self._append(flow=flow, step=step, outcome=outcome, **fields)
+
+    async def _record_pipelined(self, **fields: Any) -> dict[str, Any]:
+        async with self._lock:
+            if self._closed:
+                raise AuditError("audit.closed", f"chain {self.chain} is closed; no record "
+                                 f"for {fields['flow']}/{fields['step']} can be added")
+            await self._settle(wait=False)
+            opened = None
+            if not self._opened:
+                opened = await self._enqueued(flow="gateway", step="chain-opened", outcome="ok")
+            mine = await self._enqueued(**fields)
+        # Outside the lock: the next writer enqueues its record while this one is in flight.
+        if opened is not None:
+            await opened.ack
+        await mine.ack
+        self._acknowledged(mine)
+        return mine.record
+
+    async def _enqueued(self, *, flow: str, step: str, outcome: str,
+                        **optional: str | None) -> _Unacked:
+        """Build the next record and put it in the producer's queue (inside the lock)."""
+        assert self._enqueue is not None
+        if step == "chain-opened":
+            optional["version"] = self.version
+        record, key, value, headers = self._make(flow=flow, step=step, outcome=outcome,
+                                                 **optional)
+        ack = await self._enqueue(key, value, headers)
+        entry = _Unacked(record, key, value, headers, ack)
+        self._unacked.append(entry)
+        self._seq += 1
+        self._prev = record["hash"]
+        if step == "chain-opened":
+            self._opened = True
+        return entry
+
+    def _acknowledged(self, entry: _Unacked) -> None:
+        if self._metrics is not None:
+            self._metrics.audit_records.labels(flow=entry.record["flow"]).inc()
+        # Stored, and so is every record enqueued before it: forget them.
+        for index, other in enumerate(self._unacked):
+            if other is entry:
+                del self._unacked[:index + 1]
+                return
+
+    async def _settle(self, *, wait: bool) -> None:
+        """Before the next record (inside the lock): if an acknowledgement failed, send the
+        records that may not be stored again, in order, one by one. With `wait`, first let
+        every record in flight be acknowledged (closing the chain)."""
+        if not self._unacked:
+            return
+        if wait or any(e.ack.failed() for e in self._unacked):
+            await asyncio.gather(*(e.ack.future for e in self._unacked),
+                                 return_exceptions=True)
+        last_ok = -1
+        for index, entry in enumerate(self._unacked):
+            if entry.ack.done() and not entry.ack.failed():
+                last_ok = index
+        if not any(e.ack.failed() for e in self._unacked[last_ok + 1:]):
+            if all(e.ack.done() for e in self._unacked):
+                self._unacked.clear()
+            return
+        # Everything up to the last acknowledged record is stored; what failed after it is not
+        # known to be: send it again (an exact repeat is what verify_records accepts).
+        del self._unacked[:last_ok + 1]
+        while self._unacked:
+            entry = self._unacked[0]
+            await self._send(entry.key, entry.value, entry.headers)
+            del self._unacked[0]
+            if self._metrics is not None:
+                self._metrics.audit_records.labels(flow=entry.record["flow"]).inc()
 
     # -- inside the lock -------------------------------------------------------------------
 
@@ -240,6 +369,20 @@ class AuditLog:
         if step == "chain-opened":
             # Which gateway version wrote the chain: an auditor reads it off the first record.
             optional["version"] = self.version
+        # From here on the record owns its seq: it is sent now or, if that fails, before the
+        # next one, never replaced by a different record with the same seq.
+        self._pending = self._make(flow=flow, step=step, outcome=outcome, **optional)
+        record = self._pending[0]
+        self._seq += 1
+        self._prev = record["hash"]
+        if step == "chain-opened":
+            self._opened = True
+        await self._deliver()
+        return record
+
+    def _make(self, *, flow: str, step: str, outcome: str, **optional: str | None
+              ) -> tuple[dict[str, Any], bytes, bytes, tuple[tuple[str, bytes], ...]]:
+        """The next record and its Kafka form (key, value, headers)."""
         record = self._build(flow=flow, step=step, outcome=outcome, **optional)
         moment = datetime.fromisoformat(record["time"].replace("Z", "+00:00"))
         extensions = {"agency": record["agency"]} if "agency" in record else {}
@@ -248,15 +391,7 @@ class AuditLog:
                            extensions=extensions)
         kafka_record = event.to_record(self.chain)
         assert kafka_record.key is not None and kafka_record.value is not None
-        # From here on the record owns its seq: it is sent now or, if that fails, before the
-        # next one, never replaced by a different record with the same seq.
-        self._pending = (record, kafka_record.key, kafka_record.value, kafka_record.headers)
-        self._seq += 1
-        self._prev = record["hash"]
-        if step == "chain-opened":
-            self._opened = True
-        await self._deliver()
-        return record
+        return record, kafka_record.key, kafka_record.value, kafka_record.headers
 
     async def _deliver(self) -> None:
         assert self._pending is not None

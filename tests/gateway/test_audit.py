@@ -224,6 +224,112 @@ async def test_concurrent_records_form_one_linear_chain() -> None:
     assert verify_records(sink.entries()).ok
 
 
+class PipelinedSink(ListSink):
+    """A `send` with `enqueue`, as `producer_sender`'s: each enqueued record waits for the test
+    to store it (`ack`), lose it (`fail`), or store it and lose only the answer
+    (`fail(stored=True)`); `send` (used for repeats) stores at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: list[tuple[asyncio.Future[None], bytes, bytes, tuple]] = []
+
+    async def enqueue(self, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]):
+        from gateway.audit import _Ack
+
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queue.append((future, key, value, tuple(headers)))
+
+        async def wait(f: asyncio.Future[None], _topic: str) -> None:
+            await f
+
+        return _Ack(future, "audit", wait)
+
+    async def ack(self, count: int = 1) -> None:
+        for _ in range(count):
+            future, key, value, headers = self.queue.pop(0)
+            await self(key, value, headers)
+            future.set_result(None)
+        await asyncio.sleep(0)
+
+    async def fail(self, *, stored: bool = False) -> None:
+        future, key, value, headers = self.queue.pop(0)
+        if stored:
+            await self(key, value, headers)
+        future.set_exception(KafkaConnectorError("kafka.unavailable", "lost", transient=True))
+        await asyncio.sleep(0)
+
+
+async def test_pipelined_records_do_not_wait_for_each_others_acknowledgement() -> None:
+    sink = PipelinedSink()
+    audit = AuditLog("gw-1", sink)
+    writers = [asyncio.create_task(audit.record(flow="document", step="sent", outcome="ok",
+                                                document_id=f"D{n}")) for n in range(5)]
+    await asyncio.sleep(0.01)
+    # Every record is enqueued although none was acknowledged: the lock is not held across it.
+    assert len(sink.queue) == 6 and not any(w.done() for w in writers)
+    await sink.ack(6)
+    await asyncio.gather(*writers)
+    assert [json.loads(r.value)["seq"] for r in sink.records] == list(range(6))
+    assert verify_records(sink.entries()).ok
+
+
+@pytest.mark.parametrize("stored", [False, True])
+async def test_a_failed_pipelined_record_is_sent_again_in_order_before_the_next(stored) -> None:
+    sink = PipelinedSink()
+    audit = AuditLog("gw-1", sink)
+    first = asyncio.create_task(audit.record(flow="document", step="received", outcome="ok"))
+    await asyncio.sleep(0.01)
+    await sink.ack()            # chain-opened stored
+    await sink.fail(stored=stored)
+    with pytest.raises(KafkaConnectorError):
+        await first
+    later = asyncio.create_task(audit.record(flow="document", step="sent", outcome="ok"))
+    await asyncio.sleep(0.01)
+    await sink.ack()
+    await later
+    steps = [(json.loads(r.value)["seq"], json.loads(r.value)["step"]) for r in sink.records]
+    expected = [(0, "chain-opened"), (1, "received")] + ([(1, "received")] if stored else []) \
+        + [(2, "sent")]
+    assert steps == expected
+    report = verify_records(sink.entries())
+    assert report.ok and report.duplicates == (1 if stored else 0)
+
+
+async def test_a_failure_followed_by_an_acknowledged_record_is_not_sent_again() -> None:
+    # The idempotent producer stores nothing after a record it did not store: a later record
+    # acknowledged proves the failed one stored, and repeating it would reorder the chain.
+    sink = PipelinedSink()
+    audit = AuditLog("gw-1", sink)
+    writers = [asyncio.create_task(audit.record(flow="document", step="sent", outcome="ok",
+                                                document_id=f"D{n}")) for n in range(2)]
+    await asyncio.sleep(0.01)
+    await sink.ack()
+    await sink.fail(stored=True)
+    await sink.ack()
+    results = await asyncio.gather(*writers, return_exceptions=True)
+    assert isinstance(results[0], KafkaConnectorError) and isinstance(results[1], dict)
+    last = asyncio.create_task(audit.record(flow="document", step="sent", outcome="ok",
+                                            document_id="D2"))
+    await asyncio.sleep(0.01)
+    assert [json.loads(r.value)["seq"] for r in sink.records] == [0, 1, 2]
+    await sink.ack()
+    await last
+    assert [json.loads(r.value)["seq"] for r in sink.records] == [0, 1, 2, 3]
+    assert verify_records(sink.entries()).ok
+
+
+async def test_pipelined_chain_through_the_broker_stays_linear(kafka_settings: KafkaSettings,
+                                                              fresh_topic: str) -> None:
+    async with EventProducer(kafka_settings, linger_ms=0) as producer:
+        async with AuditLog("gw-1", producer_sender(producer, fresh_topic)) as audit:
+            await asyncio.gather(*(audit.record(flow="receipt", step="sent", outcome="ok",
+                                                document_id=f"D{n}") for n in range(60)))
+    records = await read_topic(kafka_settings, fresh_topic)
+    assert [json.loads(r.value)["seq"] for r in records] == list(range(62))
+    report = verify_records(AuditEntry.from_record(r) for r in records)
+    assert report.ok and report.closed_chains == 1 and report.duplicates == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Verification
 
