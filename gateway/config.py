@@ -175,6 +175,10 @@ SECTIONS: dict[str, dict[str, Key]] = {
                                    doc="address-space limit (RLIMIT_AS) of each worker process; "
                                    "0 for none"),
         "shutdown_grace_seconds": _seconds(20.0, "time to finish in-flight work on SIGTERM"),
+        "batch": Key("int", 8, minimum=1,
+                     doc="outbound records of one lane handled together: one acknowledged "
+                     "Kafka round for their ledger intents and one for their outcomes; 1 "
+                     "handles records one by one"),
     },
     "http": {
         "listen": Key("str", "127.0.0.1:9464", doc="host:port of /metrics, /healthz, /readyz"),
@@ -340,6 +344,7 @@ class GatewaySection:
     workers: int = 2
     shutdown_grace_seconds: float = 20.0
     worker_memory_bytes: int = 2 * 1024 ** 3
+    batch: int = 8
 
 
 @dataclass(frozen=True)

@@ -312,7 +312,11 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
     consumer = EventConsumer(settings, sorted(config.outbound_topics()),
                              group_id=config.kafka.group_id, on_assigned=on_assigned,
                              on_revoked=on_revoked, **config.kafka.consumer_options())
-    runner = LaneRunner(consumer, tracing.wrap(outbound.handle), lane_of=_lane_of)
+    # Batches of a lane's queued records (one acknowledged Kafka round for their intents, one
+    # for their outcomes); one by one when tracing, so that each record has its own span.
+    runner = LaneRunner(consumer, tracing.wrap(outbound.handle), lane_of=_lane_of,
+                        batch_handler=outbound.handle_batch,
+                        max_batch=1 if tracing.enabled else config.gateway.batch)
     ctx.runner = runner
     await consumer.start()
 

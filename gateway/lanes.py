@@ -1,7 +1,9 @@
 """Run consumed records concurrently by lane and commit only what is finished, in order.
 
 A lane is (partition, agency): records of one lane are handled one after another (so one
-document's events keep their order), different lanes run side by side (so one agency waiting
+document's events keep their order), or, with a batch handler, in batches of what queued up
+while the previous batch was worked on (the handler keeps their order); different lanes run
+side by side (so one agency waiting
 out an axis failure does not hold up another's). Per partition, the committed offset never
 passes a record that is still being handled: it is the lowest unfinished offset, or one past the
 last record when all are done. A partition with too much in flight is paused rather than
@@ -23,6 +25,7 @@ from connectors.kafka import EventConsumer, TopicPartition
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[KafkaRecord], Awaitable[None]]
+BatchHandler = Callable[[list[KafkaRecord]], Awaitable[None]]
 
 
 @dataclass
@@ -46,9 +49,14 @@ class Abandoned(Exception):
 class LaneRunner:
     def __init__(self, consumer: EventConsumer, handler: Handler, *,
                  lane_of: Callable[[KafkaRecord], str], max_in_flight: int = 200,
-                 commit_interval: float = 0.5) -> None:
+                 commit_interval: float = 0.5, batch_handler: BatchHandler | None = None,
+                 max_batch: int = 1) -> None:
         self._consumer = consumer
         self._handler = handler
+        # With a batch handler, a lane hands it what has queued up (up to max_batch records,
+        # in order) in one call: records arriving while a batch is worked on form the next one.
+        self._batch_handler = batch_handler if max_batch > 1 else None
+        self._max_batch = max_batch
         self._lane_of = lane_of
         self._max = max_in_flight
         self._commit_interval = commit_interval
@@ -95,8 +103,21 @@ class LaneRunner:
             record = await queue.get()
             if record is None or tp in self._released:
                 return
+            batch = [record]
+            last = False
+            while self._batch_handler is not None and len(batch) < self._max_batch \
+                    and not queue.empty():
+                more = queue.get_nowait()
+                if more is None:
+                    last = True
+                    break
+                batch.append(more)
             try:
-                await self._handler(record)
+                if len(batch) == 1:
+                    await self._handler(record)
+                else:
+                    assert self._batch_handler is not None
+                    await self._batch_handler(batch)
             except Abandoned:
                 return  # left unfinished and uncommitted: the partition's new owner handles it
             except asyncio.CancelledError:
@@ -106,15 +127,17 @@ class LaneRunner:
                 # the gateway could not record one (Kafka down). Leave the record unfinished: it
                 # will be handled again after a restart or rebalance.
                 log.exception("lanes.handler_failed", partition=f"{tp.topic}:{tp.partition}",
-                              offset=record.offset)
+                              offset=record.offset, batch=len(batch))
                 raise
             part = self._partitions.get(tp)
             if part is not None:
-                part.pending.discard(record.offset)
+                part.pending.difference_update(r.offset for r in batch)
                 if part.paused and len(part.pending) <= self._max // 2:
                     part.paused = False
                     self._consumer.resume(tp)
             self._changed.set()
+            if last:
+                return
 
     # -- committing -------------------------------------------------------------------------
 

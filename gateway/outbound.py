@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import dataclasses
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -92,6 +93,11 @@ class RetryPolicy:
     max_seconds: float = 60.0
     total_seconds: float = 900.0
 
+    def first_wait(self) -> float:
+        """The wait before the first retry: the policy's first exponential step, jittered
+        (as `wait_exponential_jitter` draws it)."""
+        return min(self.max_seconds, self.initial_seconds + random.uniform(0, 1))
+
     def retrying(self, on_retry: Callable[[Any], None]) -> AsyncRetrying:
         return AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.total_seconds),
@@ -115,10 +121,16 @@ class OutboundPipeline:
         """Handle one record to its outcome. Whatever goes wrong while doing so ends as that
         record's outcome (an `internal.error` dead letter for an unexpected exception), never
         as an exception that stops the consumer: one record must not stop the gateway."""
-        recorded: list[bool] = []
+        await self._guarded(record, [], lambda: self._handle(record))
+
+    async def _guarded(self, record: KafkaRecord, recorded: list[bool],
+                       step: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one step of one record's handling. An unexpected exception ends as the record's
+        outcome (`internal.error`) and `_HANDLED` is returned; `recorded` (shared by the record's
+        steps) says whether its outcome is already in Kafka."""
         token = _OUTCOME_RECORDED.set(recorded)
         try:
-            await self._handle(record)
+            return await step()
         except (Abandoned, asyncio.CancelledError):
             raise
         except BrokenExecutor:
@@ -136,8 +148,10 @@ class OutboundPipeline:
                 # contradicting one would be worse than the bug; log and count it only.
                 self._log_internal_error(record, exc, "receipt" if _is_receipt(record)
                                          else "document", after_outcome=True)
-                return
+                return _HANDLED
             await self._internal_error(record, exc)
+            recorded.append(True)
+            return _HANDLED
         finally:
             _OUTCOME_RECORDED.reset(token)
 
@@ -175,14 +189,16 @@ class OutboundPipeline:
                       step="dead-letter", exc_info=(type(again), again, again.__traceback__))
             await self._dead_letter(record, None, error, flow=flow, attempts=0)
 
-    async def _handle(self, record: KafkaRecord) -> None:
+    async def _admit(self, record: KafkaRecord) -> _Admitted | None:
+        """Read the record and decide whether it is to be sent: None when it already has its
+        outcome (a dead letter, or an answer from the ledger for an event delivered before)."""
         started = time.monotonic()
         ctx = self.ctx
         try:
             event = CloudEvent.from_record(record)
         except EnvelopeError as exc:
             await self._dead_letter(record, None, exc, flow="document", attempts=0)
-            return
+            return None
         flow = "receipt" if event.type == events.RECEIPT_SEND else "document"
         bound = log.bind(event_id=event.id, flow=flow, offset=record.offset,
                          partition=record.partition)
@@ -197,7 +213,7 @@ class OutboundPipeline:
             check_topic_sender(topic_agency, work_item.sender, "$.message_header.from.organ_id")
         except GatewayError as exc:
             await self._dead_letter(record, event, exc, flow=flow, attempts=0)
-            return
+            return None
         bound = bound.bind(agency=work_item.sender, document_id=work_item.document_id)
         await ctx.ledger.wait_ready()
         entry = ctx.ledger.get(event.id)
@@ -212,15 +228,25 @@ class OutboundPipeline:
                 "event.id_conflict", "this ce_id is already used by another event (another "
                 "agency or another document); send the event with a new, unique ce_id",
                 where="id"), flow=flow, attempts=0, item=work_item)
-            return
+            return None
         if entry is not None and entry.state == SENT:
             # Delivered before a crash or rebalance: answer again from the ledger, send nothing.
             bound.info("outbound.already_delivered", axis_doc_id=entry.axis_doc_id)
             await self._delivered(event, work_item, entry.axis_doc_id, entry.package_sha256, 0,
                                   replayed=True)
-            return
+            return None
         # A FAILED entry does not stop the event: it is either a dead letter replayed after a
         # fix, or a redelivery that fails again the same way (same dead-letter id).
+        return _Admitted(record, event, work_item, entry, bound, started)
+
+    async def _handle(self, record: KafkaRecord) -> None:
+        admitted = await self._admit(record)
+        if admitted is None:
+            return
+        ctx = self.ctx
+        event, work_item, entry, bound = (admitted.event, admitted.item, admitted.entry,
+                                          admitted.bound)
+        flow = work_item.flow
         rounds = 0
         deadline = time.monotonic() + ctx.retry.total_seconds
         while True:
@@ -248,13 +274,168 @@ class OutboundPipeline:
                 return
             finally:
                 if scratch is not None:
-                    shutil.rmtree(scratch, ignore_errors=True)
+                    _remove_later(scratch)
         await self._delivered(event, work_item, doc_id, sha, attempts)
+        self._log_delivered(admitted, doc_id, attempts)
+
+    def _log_delivered(self, admitted: _Admitted, doc_id: str, attempts: int) -> None:
+        event, flow = admitted.event, admitted.item.flow
         since = (datetime.now(timezone.utc) - event.time).total_seconds() if event.time else None
-        ctx.metrics.event_to_axis_seconds.labels(flow).observe(
-            since if since is not None and since >= 0 else time.monotonic() - started)
-        bound.info("outbound.delivered", axis_doc_id=doc_id, attempts=attempts,
-                   seconds=round(time.monotonic() - started, 3))
+        self.ctx.metrics.event_to_axis_seconds.labels(flow).observe(
+            since if since is not None and since >= 0 else time.monotonic() - admitted.started)
+        admitted.bound.info("outbound.delivered", axis_doc_id=doc_id, attempts=attempts,
+                            seconds=round(time.monotonic() - admitted.started, 3))
+
+    # -- batches ----------------------------------------------------------------------------
+
+    async def handle_batch(self, records: list[KafkaRecord]) -> None:
+        """Handle a lane's records, in order, with one acknowledged Kafka round for the batch's
+        ledger intents (before any of its sends) and one for its outcomes (after them).
+
+        1. admit each record (dead letters and answers from the ledger are recorded at once);
+           an event id seen earlier in the batch ends the batch there: the rest is the next
+           batch, so a repeated event is judged on the ledger after the first one's outcome;
+        2. build and sign the admitted documents (side by side, in the worker pool);
+        3. write every intent, the `signed` audit records and the archive copies, and await
+           them together;
+        4. send, one after another in the lane's order (a send that has to be retried first
+           records the outcomes of those before it);
+        5. record every outcome (ledger `sent`/`failed`, delivery event, audit) together.
+        The lane runner commits the batch's offsets only after this returns. Anything unusual
+        for one record (an intent left by an earlier attempt, a scratch space lost under the
+        work) sends that record through `handle` at its place in the order."""
+        if len(records) == 1:
+            await self.handle(records[0])
+            return
+        batch: list[_Batched] = []
+        seen: set[str] = set()
+        for index, record in enumerate(records):
+            recorded: list[bool] = []
+            admitted = await self._guarded(record, recorded, lambda r=record: self._admit(r))
+            if admitted is None or admitted is _HANDLED:
+                continue
+            if admitted.event.id in seen:
+                await self._run_batch(batch)
+                await self.handle_batch(records[index:])
+                return
+            seen.add(admitted.event.id)
+            entry = admitted.entry
+            single = entry is not None and entry.state == INTENT and admitted.item.flow == \
+                "document"
+            batch.append(_Batched(admitted, recorded, single=single))
+        await self._run_batch(batch)
+
+    async def _run_batch(self, batch: list[_Batched]) -> None:
+        try:
+            await self._batch_steps(batch)
+        finally:
+            for one in batch:
+                if one.scratch is not None:
+                    _remove_later(one.scratch)
+
+    async def _batch_steps(self, batch: list[_Batched]) -> None:
+        ctx = self.ctx
+        work = [b for b in batch if not b.single]
+
+        async def build(one: _Batched) -> None:
+            item = one.admitted.item
+            try:
+                one.scratch = await self._retry(item.flow, self._scratch)
+                one.out = one.scratch / "package.edxml"
+                one.sha = await self._build(one.admitted, one.scratch, one.out)
+            except ScratchLost:
+                one.single = True
+            except GatewayError as exc:
+                one.error = exc
+
+        await asyncio.gather(*(self._step(one, build) for one in work))
+        work = [b for b in work if not b.done and not b.single and b.error is None]
+        for one in work:
+            if not ctx.owns(one.admitted.record):
+                raise Abandoned(one.admitted.record)
+
+        async def intend(one: _Batched) -> None:
+            admitted, item = one.admitted, one.admitted.item
+            assert one.out is not None and one.sha is not None
+            one.intent = LedgerEntry(admitted.event.id, INTENT, item.flow, item.sender,
+                                     document_id=item.document_id, notation=item.notation,
+                                     title=item.title, package_sha256=one.sha,
+                                     instance=ctx.instance_id, identity=_identity(item))
+            out, intent = one.out, one.intent
+            archived, audited, intended = await asyncio.gather(
+                self._archived(item.flow, out),
+                self._audit(admitted.event, item, step="signed", outcome="ok",
+                            package_sha256=one.sha),
+                ctx.publish_retrying(lambda: ctx.ledger.write(intent)),
+                return_exceptions=True)
+            for result in (audited, intended):
+                if isinstance(result, BaseException):
+                    raise result
+            if isinstance(archived, BaseException) and not isinstance(archived, GatewayError):
+                raise archived
+            if isinstance(archived, ScratchLost):
+                one.single = True
+            elif isinstance(archived, GatewayError):
+                one.error = archived
+
+        await asyncio.gather(*(self._step(one, intend) for one in work))
+        flushed = 0
+
+        async def flush(upto: int) -> None:
+            nonlocal flushed
+            done = [b for b in batch[flushed:upto] if not b.done and not b.single]
+            flushed = upto
+            await asyncio.gather(*(self._step(one, self._finish) for one in done))
+
+        for index, one in enumerate(batch):
+            if one.done:
+                continue
+            if one.single:
+                await flush(index)
+                await self._guarded(one.admitted.record, one.recorded,
+                                    lambda r=one.admitted.record: self._handle(r))
+                one.done = True
+                continue
+            if one.error is not None:
+                continue
+
+            async def send(one: _Batched = one, index: int = index) -> None:
+                try:
+                    one.doc_id, one.attempts = await self._send(
+                        one.admitted, one.intent, one.out, one.sha,
+                        before_retry=lambda: flush(index))
+                except ScratchLost:
+                    await flush(index)
+                    await self._handle(one.admitted.record)
+                    one.done = True
+                except GatewayError as exc:
+                    one.error = exc
+
+            await self._step(one, send)
+        await flush(len(batch))
+
+    async def _step(self, one: _Batched, step: Callable[[_Batched], Awaitable[None]]) -> None:
+        """One batch step for one record; an unexpected exception ends as its outcome."""
+        if one.done:
+            return
+        result = await self._guarded(one.admitted.record, one.recorded, lambda: step(one))
+        if result is _HANDLED:
+            one.done = True
+
+    async def _finish(self, one: _Batched) -> None:
+        """Record a batched record's outcome: delivered, or failed with its error."""
+        admitted = one.admitted
+        if one.error is not None:
+            await self._failed(admitted.record, admitted.event, admitted.item, one.error,
+                               admitted.bound)
+        else:
+            assert one.doc_id is not None and one.sha is not None
+            await asyncio.gather(
+                self._record_sent(admitted.event, admitted.item, one.doc_id, one.sha),
+                self._delivered(admitted.event, admitted.item, one.doc_id, one.sha,
+                                one.attempts))
+            self._log_delivered(admitted, one.doc_id, one.attempts)
+        one.done = True
 
     # -- the steps --------------------------------------------------------------------------
 
@@ -273,13 +454,45 @@ class OutboundPipeline:
                        bound: Any) -> tuple[str, str, int]:
         ctx = self.ctx
         flow = item.flow
+        out = scratch / "package.edxml"
+        admitted = _Admitted(record, event, item, entry, bound, time.monotonic())
+        sha = await self._build(admitted, scratch, out)
+        # Archived before it is sent: once the axis has it, nothing may turn the outcome into a
+        # failure (a dead letter replayed later would deliver it twice). The audit record goes to
+        # Kafka meanwhile.
+        await asyncio.gather(
+            self._audit(event, item, step="signed", outcome="ok", package_sha256=sha),
+            self._archived(flow, out))
+
+        if entry is not None and entry.state == INTENT and flow == "document":
+            await self._let_foreign_send_finish(entry, bound)
+            doc_id = await self._retry(flow, lambda: self._reconcile(entry))
+            if doc_id is not None:
+                bound.info("outbound.reconciled", axis_doc_id=doc_id)
+                await self._record_sent(event, item, doc_id, sha)
+                return doc_id, sha, 0
+        if not ctx.owns(record):
+            raise Abandoned(record)
+        intent = LedgerEntry(event.id, INTENT, flow, item.sender, document_id=item.document_id,
+                             notation=item.notation, title=item.title, package_sha256=sha,
+                             instance=ctx.instance_id, identity=_identity(item))
+        await ctx.publish_retrying(lambda: ctx.ledger.write(intent))
+        doc_id, attempts = await self._send(admitted, intent, out, sha)
+        await self._record_sent(event, item, doc_id, sha)
+        return doc_id, sha, attempts
+
+    async def _build(self, admitted: _Admitted, scratch: Path, out: Path) -> str:
+        """Copy the attachments, check them, build and sign the package into `out`; its
+        SHA-256."""
+        ctx = self.ctx
+        item, event = admitted.item, admitted.event
+        flow = item.flow
         package = await self._retry(flow, lambda: self._materialise(item, scratch))
         # Refuses an unsigned PDF or a missing original per agency; what is only reported goes
         # into the delivery event.
         rules = pdfcheck.delivery_rules(await pdfcheck.outbound_check(ctx, item, package))
         if rules:
             self._attachment_rules[event.id] = rules
-        out = scratch / "package.edxml"
         begun = time.monotonic()
         # A worker that dies under the build (gateway.worker_died, transient) is replaced by
         # the pool; the build runs again. A scratch space that fails under it is built anew.
@@ -296,28 +509,22 @@ class OutboundPipeline:
         if "error" in built:
             err = built["error"]
             raise GatewayError(err["reason"], err["message"], where=err.get("where"))
-        sha = built["sha256"]
-        # Archived before it is sent: once the axis has it, nothing may turn the outcome into a
-        # failure (a dead letter replayed later would deliver it twice). The audit record goes to
-        # Kafka meanwhile.
-        await asyncio.gather(
-            self._audit(event, item, step="signed", outcome="ok", package_sha256=sha),
-            self._retry(flow, lambda: asyncio.to_thread(_archive, ctx.store, out)))
+        return built["sha256"]
 
+    async def _archived(self, flow: str, out: Path) -> Any:
+        ctx = self.ctx
+        return await self._retry(flow, lambda: asyncio.to_thread(_archive, ctx.store, out))
+
+    async def _send(self, admitted: _Admitted, intent: LedgerEntry | None, out: Path | None,
+                    sha: str | None, *,
+                    before_retry: Callable[[], Awaitable[None]] | None = None
+                    ) -> tuple[str, int]:
+        """sendEdoc with retries, reconciling before a resend; the axis DocId and attempts."""
+        ctx = self.ctx
+        record, item, bound = admitted.record, admitted.item, admitted.bound
+        flow = item.flow
+        assert intent is not None and out is not None and sha is not None
         attempts = 0
-        if entry is not None and entry.state == INTENT and flow == "document":
-            await self._let_foreign_send_finish(entry, bound)
-            doc_id = await self._retry(flow, lambda: self._reconcile(entry))
-            if doc_id is not None:
-                bound.info("outbound.reconciled", axis_doc_id=doc_id)
-                await self._record_sent(event, item, doc_id, sha)
-                return doc_id, sha, 0
-        if not ctx.owns(record):
-            raise Abandoned(record)
-        intent = LedgerEntry(event.id, INTENT, flow, item.sender, document_id=item.document_id,
-                             notation=item.notation, title=item.title, package_sha256=sha,
-                             instance=ctx.instance_id, identity=_identity(item))
-        await ctx.publish_retrying(lambda: ctx.ledger.write(intent))
 
         async def attempt() -> str:
             nonlocal attempts
@@ -344,9 +551,8 @@ class OutboundPipeline:
                 raise ScratchLost(exc, "read the signed package from") from None
             return result.doc_id
 
-        doc_id = await self._retry(flow, attempt)
-        await self._record_sent(event, item, doc_id, sha)
-        return doc_id, sha, attempts
+        doc_id = await self._retry(flow, attempt, before_retry=before_retry)
+        return doc_id, attempts
 
     async def _let_foreign_send_finish(self, entry: LedgerEntry, bound: Any) -> None:
         """An intent another instance wrote may belong to a send still under way there (that
@@ -402,23 +608,43 @@ class OutboundPipeline:
                             axis_doc_id=doc_id, identity=_identity(item))
         await ctx.publish_retrying(lambda: ctx.ledger.write(entry))
 
-    async def _retry(self, flow: str, step: Callable[[], Awaitable[Any]]) -> Any:
+    async def _retry(self, flow: str, step: Callable[[], Awaitable[Any]], *,
+                     before_retry: Callable[[], Awaitable[None]] | None = None) -> Any:
+        """`step()`, retried on a transient GatewayError by the retry policy. The first attempt
+        runs without the retry machinery (it is the common case); `before_retry` is awaited
+        once, before the first retry."""
         ctx = self.ctx
-
-        def on_retry(state: Any) -> None:
-            exc = state.outcome.exception()
-            reason = getattr(exc, "reason", "other")
-            ctx.metrics.retry(flow, reason)
-            log.warning("outbound.retry", flow=flow, reason=reason, attempt=state.attempt_number,
-                        error=getattr(exc, "message", str(exc)))
-
+        begun = time.monotonic()
         try:
-            async for attempt in ctx.retry.retrying(on_retry):
+            return await step()
+        except GatewayError as exc:
+            if not exc.transient or ctx.retry.max_attempts <= 1:
+                raise
+            first = exc
+        self._on_retry(flow, first, 1)
+        if before_retry is not None:
+            await before_retry()
+        policy = ctx.retry
+        await asyncio.sleep(policy.first_wait())
+        later = dataclasses.replace(
+            policy, max_attempts=policy.max_attempts - 1,
+            initial_seconds=policy.initial_seconds * 2,
+            total_seconds=max(0.0, policy.total_seconds - (time.monotonic() - begun)))
+        try:
+            async for attempt in later.retrying(
+                    lambda state: self._on_retry(flow, state.outcome.exception(),
+                                                 state.attempt_number + 1)):
                 with attempt:
                     return await step()
         except RetryError as exc:  # pragma: no cover - reraise=True makes this unreachable
             raise exc.last_attempt.exception() from None
         raise AssertionError("unreachable")
+
+    def _on_retry(self, flow: str, exc: BaseException | None, number: int) -> None:
+        reason = getattr(exc, "reason", "other")
+        self.ctx.metrics.retry(flow, reason)
+        log.warning("outbound.retry", flow=flow, reason=reason, attempt=number,
+                    error=getattr(exc, "message", str(exc)))
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -542,3 +768,41 @@ def _axis_time(text: str) -> datetime | None:
         with contextlib.suppress(ValueError, TypeError):
             return datetime.strptime(text, fmt).replace(tzinfo=VN_TZ)
     return None
+
+
+# What `_guarded` returns when the step ended in an `internal.error` outcome.
+_HANDLED: Any = object()
+
+
+@dataclasses.dataclass
+class _Admitted:
+    """A record read, checked and found to need a send."""
+
+    record: KafkaRecord
+    event: CloudEvent
+    item: Any
+    entry: LedgerEntry | None     # the ledger's entry for the event id (FAILED, INTENT or none)
+    bound: Any                    # the logger bound to the record
+    started: float                # monotonic time the handling began
+
+
+@dataclasses.dataclass
+class _Batched:
+    """One record's state through a batch."""
+
+    admitted: _Admitted
+    recorded: list[bool]
+    single: bool = False          # handled by `handle` at its place in the order
+    done: bool = False            # its outcome is recorded
+    scratch: Path | None = None
+    out: Path | None = None
+    sha: str | None = None
+    intent: LedgerEntry | None = None
+    doc_id: str | None = None
+    attempts: int = 0
+    error: GatewayError | None = None
+
+
+def _remove_later(path: Path) -> None:
+    """Remove a record's scratch directory off the event loop, without waiting for it."""
+    asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, path, True)
