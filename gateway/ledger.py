@@ -20,7 +20,7 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.cloudevents import KafkaRecord
@@ -46,7 +46,9 @@ class LedgerEntry:
     identity: str | None = None      # identity_of(...) of the event's document (or receipt)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+        # Flat fields: no need for asdict's deep copy.
+        return json.dumps({name: getattr(self, name) for name in _FIELDS}, ensure_ascii=False,
+                          separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LedgerEntry | None:
@@ -55,6 +57,9 @@ class LedgerEntry:
             return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
         except (ValueError, TypeError, KeyError):
             return None  # an unreadable entry is treated as absent: reconciliation covers it
+
+
+_FIELDS = tuple(LedgerEntry.__dataclass_fields__)
 
 
 def identity_of(flow: str, sender: str, document_id: str | None,
