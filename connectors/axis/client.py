@@ -331,12 +331,20 @@ class AxisClient:
                 params["to"] = ",".join(to)
             trailer = b""
         with path.open("rb") as fh:
-            # Streamed in chunks off the event loop, with a Content-Length (never chunked).
-            payload = aiohttp.payload.AsyncIterablePayload(
-                _file_chunks(fh, self._config.chunk_size, trailer), content_type=OCTET_TYPE)
+            if size <= self._config.chunk_size:
+                # One chunk's worth: read at once (cheaper than a thread hop per chunk); the
+                # Content-Length is what was read.
+                body = fh.read(self._config.chunk_size + 1) + trailer
+                payload: Any = aiohttp.payload.BytesPayload(body, content_type=OCTET_TYPE)
+                length = len(body)
+            else:
+                # Streamed in chunks off the event loop, with a Content-Length (never chunked).
+                payload = aiohttp.payload.AsyncIterablePayload(
+                    _file_chunks(fh, self._config.chunk_size, trailer), content_type=OCTET_TYPE)
+                length = size + len(trailer)
             answer = await self._json_call("sendEdoc", "POST", params, content_type=OCTET_TYPE,
                                            data=payload, timeout=self._transfer_timeout,
-                                           content_length=size + len(trailer))
+                                           content_length=length)
         doc_id = answer.get("DocId", answer.get("docId"))
         if not isinstance(doc_id, (str, int)) or str(doc_id) == "":
             raise AxisError("axis.bad_response", "sendEdoc answer has no DocId",
