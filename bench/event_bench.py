@@ -6,12 +6,14 @@
 The event is the one `bench/e2e_bench.py` publishes (a `document.send` from a Thái Nguyên agency
 with one 30 KiB attachment reference), as the Kafka record the gateway reads. Each step is timed
 with `timeit` on its own, then the chain the outbound pipeline runs per record before it builds
-(decode, check, model, JSON form for the worker). Nothing here touches Kafka or the disk.
+(decode, check, model, JSON form for the worker), and one log line as the pipeline writes it
+(rendered to /dev/null). Nothing here touches Kafka.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -22,8 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import structlog  # noqa: E402
+
 from connectors.cloudevents import CloudEvent  # noqa: E402
 from gateway import events  # noqa: E402
+from gateway.logs import configure_logging  # noqa: E402
 
 SENDER = ("000.00.00.H55", "UBND tỉnh Thái Nguyên")
 RECIPIENT = ("000.00.00.H41", "UBND tỉnh Nghệ An")
@@ -67,6 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.now(UTC)
     events.validate_data(events.DOCUMENT_SEND, event.data)  # compile outside the timing
 
+    configure_logging("json", "info", stream=open(os.devnull, "w"))  # noqa: SIM115
+    log = structlog.get_logger("gateway.outbound")
+
+    def log_line() -> None:
+        # outbound.delivered as the pipeline writes it: bound twice, then one line.
+        bound = log.bind(event_id=event.id, flow="document", offset=12345, partition=3)
+        bound = bound.bind(agency=item.sender, document_id=item.document_id)
+        bound.info("outbound.delivered", axis_doc_id="abc-123", attempts=1, seconds=0.021)
+
     def chain() -> None:
         ce = CloudEvent.from_record(record)
         work = events.parse_incoming(ce, agencies=agencies, known_recipient=lambda _: True)
@@ -80,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "OutboundDocument.package_dict": lambda: item.package_dict(
             paths, trace_organ_id=item.sender, now=now),
         "chain (decode, check, model, JSON form)": chain,
+        "log line (outbound.delivered, JSON)": log_line,
     }
     print(f"per-event CPU (process time), median of {args.repeat} runs x {args.number} calls "
           f"(Python {sys.version.split()[0]})")
