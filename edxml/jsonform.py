@@ -8,6 +8,7 @@ are refused rather than ignored, so a vendor's typo does not silently drop a fie
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from edxml import values
 from edxml.errors import EdxmlError
 from edxml.model import (Attachment, DocumentPackage, Kind, MessageHeader, StatusCode,
-                         StatusHeader, StatusPackage, TraceHeaderList, xml_fields)
+                         StatusHeader, StatusPackage, TraceHeaderList, XmlField, xml_fields)
 
 REASONS = {
     "edxml.spec.invalid": "a document description (JSON) has a wrong key, type or value",
@@ -26,6 +27,20 @@ _RENAMES = {"from_": "from"}
 
 def _key(attr: str) -> str:
     return _RENAMES.get(attr, attr)
+
+
+# A model class's fields never change: read them once per class, not once per object (every
+# event and every package goes through here).
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, str, XmlField], ...]:
+    """(attribute, JSON key, XmlField) of a model class, in wire order."""
+    return tuple((attr, _key(attr), xf) for attr, xf in xml_fields(cls))
+
+
+@functools.cache
+def _by_key(cls: type) -> dict[str, tuple[str, XmlField]]:
+    """JSON key -> (attribute, XmlField), in wire order."""
+    return {key: (attr, xf) for attr, key, xf in _fields(cls)}
 
 
 def _value_to_json(kind: Kind, value: Any) -> Any:
@@ -40,18 +55,18 @@ def _value_to_json(kind: Kind, value: Any) -> Any:
 
 def node_to_dict(obj: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for attr, xf in xml_fields(type(obj)):
+    for attr, key, xf in _fields(type(obj)):
         value = getattr(obj, attr)
         if value is None:
             continue
         if xf.kind is Kind.NODE:
-            out[_key(attr)] = node_to_dict(value)
+            out[key] = node_to_dict(value)
         elif xf.kind is Kind.REPEAT or (xf.kind is Kind.LIST and xf.item_kind is Kind.NODE):
-            out[_key(attr)] = [node_to_dict(v) for v in value]
+            out[key] = [node_to_dict(v) for v in value]
         elif xf.kind is Kind.LIST:
-            out[_key(attr)] = list(value)
+            out[key] = list(value)
         else:
-            out[_key(attr)] = _value_to_json(xf.kind, value)
+            out[key] = _value_to_json(xf.kind, value)
     return out
 
 
@@ -94,8 +109,8 @@ def _value_from_json(kind: Kind, value: Any, where: str) -> Any:
 def node_from_dict(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise _fail(where, f"expected an object, got {type(data).__name__}")
-    fields = {_key(attr): (attr, xf) for attr, xf in xml_fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    fields = _by_key(cls)
+    unknown = sorted(set(data) - fields.keys())
     if unknown:
         raise _fail(where, f"unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
     kwargs: dict[str, Any] = {}

@@ -20,6 +20,7 @@ any string.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -47,6 +48,9 @@ _SPLIT = re.compile(r"[^a-z0-9]+")
 _MAX_DEPTH = 16
 
 
+# Every field of every line is asked about, and the names are few (the code's own field names):
+# remember the answers (bounded, so names taken from data cannot grow it without end).
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """True when a field name contains a secret-like word (split at _, -, . and camelCase)."""
     words = _SPLIT.split(_CAMEL.sub("_", name).lower())

@@ -12,14 +12,17 @@ and a Content-Security-Policy that says so. It is served only on a loopback addr
 `[http] console = "on"` (then behind the operator's own authenticating proxy).
 
 The pages read the trace index (`gateway.ops.index`), which `keep_index_fresh` brings up to
-date from this gateway's topics every few seconds.
+date from this gateway's topics when someone looks: a page asks for a catch-up and waits for it
+(a few seconds at most), and while pages are being viewed the index is also caught up every few
+seconds. When nobody has looked for a while, nothing is read, so the console costs the
+gateway no CPU per document when nobody uses it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -37,6 +40,12 @@ log = structlog.get_logger(__name__)
 
 MAX_QUERY_CHARS = 300
 LANGS = ("vi", "en")
+#: A page waits at most this long for the index to catch up, then shows what is there.
+CATCH_UP_WAIT_S = 5.0
+#: An index refreshed this recently is shown without another catch-up.
+FRESH_FOR_S = 1.0
+#: After the last page view, the index is kept fresh in the background this long.
+WATCHED_FOR_S = 600.0
 
 #: Every text of the pages: key -> (Vietnamese, English).
 TEXT: dict[str, tuple[str, str]] = {
@@ -196,6 +205,58 @@ class ConsoleState:
     refreshed: datetime | None = None
     refresh_error: str | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    freshness: IndexFreshness = field(default_factory=lambda: IndexFreshness())
+
+
+class IndexFreshness:
+    """Between the pages and `keep_index_fresh`: who wants the index caught up, and how far
+    the catching up has got (counts of refreshes started and finished)."""
+
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.monotonic = monotonic
+        self.running = False                 # a `keep_index_fresh` loop serves requests
+        self.wanted = asyncio.Event()        # a page asked for a catch-up
+        self.started = 0
+        self.finished = 0
+        self.last_finished: float | None = None   # monotonic time of the last refresh's end
+        self.last_wanted: float | None = None     # monotonic time a page last asked
+        self._done = asyncio.Event()
+
+    def begin(self) -> None:
+        self.wanted.clear()
+        self.started += 1
+
+    def end(self) -> None:
+        self.finished += 1
+        self.last_finished = self.monotonic()
+        done, self._done = self._done, asyncio.Event()
+        done.set()
+
+    def watched(self, within_s: float) -> bool:
+        """Whether a page asked for the index within the last `within_s` seconds."""
+        return self.last_wanted is not None and self.monotonic() - self.last_wanted < within_s
+
+    async def catch_up(self, *, wait_s: float = CATCH_UP_WAIT_S,
+                       fresh_s: float = FRESH_FOR_S) -> None:
+        """Before a page reads the index: have it caught up by a refresh that starts now (a
+        refresh under way may have begun before the newest records), waiting `wait_s` at
+        most; an index refreshed in the last `fresh_s` seconds is used as it is."""
+        self.last_wanted = self.monotonic()
+        if not self.running:
+            return
+        if self.last_finished is not None and self.last_wanted - self.last_finished < fresh_s:
+            return
+        goal = self.started + 1
+        self.wanted.set()
+        deadline = self.monotonic() + wait_s
+        while self.finished < goal:
+            remaining = deadline - self.monotonic()
+            if remaining <= 0:
+                return  # the page shows what is there, with the time of the last refresh
+            try:
+                await asyncio.wait_for(self._done.wait(), remaining)
+            except asyncio.TimeoutError:
+                return
 
 
 def crl_next_updates(files: Sequence[Path]) -> list[tuple[str, datetime | None]]:
@@ -226,6 +287,11 @@ class Console:
         if self._index is None:
             self._index = TraceIndex(self.state.index_path)
         return self._index
+
+    async def fresh_index(self) -> TraceIndex:
+        """The index, caught up with the topics first (see `IndexFreshness.catch_up`)."""
+        await self.state.freshness.catch_up()
+        return self.index()
 
     def setup(self, app: web.Application) -> None:
         app.router.add_get("/", self.overview)
@@ -302,7 +368,7 @@ class Console:
         t = _t(lang)
         s = self.state
         now = s.clock()
-        index = self.index()
+        index = await self.fresh_index()
         checks = []
         for name, check in s.health.snapshot().items():
             cls, word = ("ok", t("ok")) if check["ok"] else ("bad", t("failing"))
@@ -351,7 +417,7 @@ class Console:
         if not query:
             return self.page(request, "/document", "search",
                              f"<p>{e(t('search_hint'))}</p>")
-        result = trace(self.index(), query, self.state.clock(), lang)
+        result = trace(await self.fresh_index(), query, self.state.clock(), lang)
         if not result.found:
             body = f"<p>{e(t('not_found'))} <code>{e(query)}</code>.</p>"
             return self.page(request, "/document", "search", body)
@@ -382,7 +448,7 @@ class Console:
             f'<td><a href="{e(_url("/document", lang, q=f.document_id or ""))}">'
             f"{e(f.document_id)}</a></td><td class=\"mono\">{e(f.agency)}</td>"
             f"<td class=\"mono\">{e(f.axis_doc_id)}</td></tr>"
-            for f, ago in awaiting_receipt(self.index(), self.state.overdue,
+            for f, ago in awaiting_receipt(await self.fresh_index(), self.state.overdue,
                                            now=self.state.clock()))
         table = (f"<table><tr><th>{e(t('time'))}</th><th></th><th>{e(t('document'))}</th>"
                  f"<th>{e(t('from'))}</th><th>axis DocId</th></tr>{rows}</table>") if rows \
@@ -400,7 +466,7 @@ class Console:
             f"{e(f.document_id or f.event_id or f.axis_doc_id)}</a></td>"
             f"<td class=\"{'ok' if replayed else 'warn'}\">{e(t('yes') if replayed else t('no'))}"
             f"</td><td class=\"mono\">{e(f.detail.get('deadletter_id', ''))}</td></tr>"
-            for f, replayed in self.index().dead_letters())
+            for f, replayed in (await self.fresh_index()).dead_letters())
         table = (f"<table><tr><th>{e(t('time'))}</th><th>{e(t('reason'))}</th>"
                  f"<th>{e(t('message'))}</th><th>flow</th><th>{e(t('document'))}</th>"
                  f"<th>{e(t('replayed'))}</th><th>id</th></tr>{rows}</table>") if rows \
@@ -414,7 +480,7 @@ class Console:
         t = _t(lang)
         s = self.state
         now = s.clock()
-        traffic = self.index().last_traffic()
+        traffic = (await self.fresh_index()).last_traffic()
         rows = []
         for organ_id, name in s.agencies:
             not_after = s.certificates.get(organ_id)
@@ -479,28 +545,47 @@ def _when(value: Any) -> str:
 
 
 async def keep_index_fresh(state: ConsoleState, settings: Any, sources: Sequence[TopicSource],
-                           stopping: asyncio.Event, *, every_s: float = 5.0) -> None:
-    """Bring the index up to date from the topics, then again every `every_s` seconds, until
-    `stopping` is set. A failure is shown on the console and retried; it never stops the
-    daemon."""
+                           stopping: asyncio.Event, *, every_s: float = 5.0,
+                           watched_s: float = WATCHED_FOR_S) -> None:
+    """Bring the index up to date from the topics whenever a page asks, and every `every_s`
+    seconds while pages have been viewed in the last `watched_s` seconds, until `stopping` is
+    set. Nobody looking, nothing is read: the topics are read in proportion to the traffic
+    only for someone who uses the console. A failure is shown on the console and retried; it
+    never stops the daemon."""
+    fresh = state.freshness
     index = TraceIndex(state.index_path)
+    fresh.running = True
     try:
         while not stopping.is_set():
-            try:
-                await index.update(settings, sources, idle_timeout_s=30)
-                state.refreshed, state.refresh_error = state.clock(), None
-            except Exception as exc:  # noqa: BLE001 - the console is never worth a crash
-                state.refresh_error = f"{getattr(exc, 'reason', type(exc).__name__)}: " \
-                                      f"{getattr(exc, 'message', str(exc))}"[:300]
-                log.warning("console.index_failed", error=state.refresh_error)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stopping.wait(), every_s)
+            if fresh.wanted.is_set() or fresh.watched(watched_s):
+                fresh.begin()
+                try:
+                    await index.update(settings, sources, idle_timeout_s=30)
+                    state.refreshed, state.refresh_error = state.clock(), None
+                except Exception as exc:  # noqa: BLE001 - the console is never worth a crash
+                    state.refresh_error = f"{getattr(exc, 'reason', type(exc).__name__)}: " \
+                                          f"{getattr(exc, 'message', str(exc))}"[:300]
+                    log.warning("console.index_failed", error=state.refresh_error)
+                finally:
+                    fresh.end()
+            await _first_of(stopping, fresh.wanted, timeout=every_s)
     finally:
+        fresh.running = False
         index.close()
 
 
-__all__ = ["Console", "ConsoleState", "STATE_TEXT", "TEXT", "crl_next_updates",
-           "keep_index_fresh"]
+async def _first_of(*events: asyncio.Event, timeout: float) -> None:
+    """Wait until one of `events` is set, or `timeout` seconds."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+__all__ = ["Console", "ConsoleState", "IndexFreshness", "STATE_TEXT", "TEXT",
+           "crl_next_updates", "keep_index_fresh"]
 
 
 def console_for(config: Any, health: Any) -> Console | None:

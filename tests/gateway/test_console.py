@@ -253,3 +253,121 @@ async def test_the_vietnamese_page_tells_the_state_and_the_timeline_in_vietnames
     assert "đã gửi 10 h trước, chưa có biên nhận 01" in body
     assert "trục đã nhận văn bản: DocId 777" in body
     assert "yêu cầu gửi văn bản" in body
+
+
+# -- the index is read from the topics when someone looks ---------------------------------------
+
+class _Topics:
+    """Stands in for `TraceIndex.update`: counts the reads, and each read finds `pending`."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.pending: list[Fact] = []
+
+    async def update(self, index: TraceIndex, settings, sources, **kwargs) -> int:
+        self.reads += 1
+        added = index.add(self.pending, {})
+        self.pending = []
+        return added
+
+
+@pytest.fixture
+def topics(monkeypatch):
+    fake = _Topics()
+
+    async def update(self, settings, sources, **kwargs):
+        return await fake.update(self, settings, sources, **kwargs)
+
+    monkeypatch.setattr(TraceIndex, "update", update)
+    return fake
+
+
+def _state(tmp_path, now=NOW, **kwargs) -> ConsoleState:
+    from gateway.ops.console import IndexFreshness
+
+    health = HealthState(["kafka"])
+    return ConsoleState(index_path=tmp_path / "index.sqlite", health=health, version="9.9.9",
+                        instance="gw-test", clock=lambda: now,
+                        freshness=IndexFreshness(**kwargs))
+
+
+async def test_nobody_looking_means_the_topics_are_not_read(tmp_path, topics):
+    from gateway.ops.console import keep_index_fresh
+
+    state, stopping = _state(tmp_path), asyncio.Event()
+    task = asyncio.create_task(keep_index_fresh(state, None, [], stopping, every_s=0.01))
+    await asyncio.sleep(0.3)
+    assert topics.reads == 0 and state.refreshed is None
+    stopping.set()
+    await task
+    assert state.freshness.running is False
+
+
+async def test_a_page_sees_what_was_written_before_it_was_asked_for(tmp_path, topics):
+    from gateway.ops.console import keep_index_fresh
+
+    state, stopping = _state(tmp_path), asyncio.Event()
+    # A long background interval: only the page's request can trigger the read.
+    task = asyncio.create_task(keep_index_fresh(state, None, [], stopping, every_s=3600))
+    server = await start_http_server(_registry(), state.health, setup=Console(state).setup)
+    try:
+        await asyncio.sleep(0.05)
+        topics.pending = _facts()
+        async with aiohttp.ClientSession() as session:
+            _, _, body = await _get(session, server.url + "/document?lang=en&q=101/UBND-VP")
+        assert topics.reads == 1
+        assert 'data-state="awaiting-01"' in body
+        assert state.refreshed == NOW
+    finally:
+        stopping.set()
+        await task
+        await server.stop()
+
+
+async def test_the_index_is_kept_fresh_while_watched_and_left_alone_after(tmp_path, topics):
+    from gateway.ops.console import keep_index_fresh
+
+    clock = [1000.0]
+    state, stopping = _state(tmp_path, monotonic=lambda: clock[0]), asyncio.Event()
+    task = asyncio.create_task(keep_index_fresh(state, None, [], stopping, every_s=0.01,
+                                                watched_s=60))
+    try:
+        await asyncio.sleep(0.05)
+        await state.freshness.catch_up(fresh_s=0)
+        assert topics.reads == 1
+        await asyncio.sleep(0.3)
+        watched = topics.reads
+        assert watched > 3  # every 0.01 s while a page was viewed within 60 s
+        clock[0] += 61
+        await asyncio.sleep(0.1)
+        idle = topics.reads
+        await asyncio.sleep(0.3)
+        assert topics.reads == idle  # nobody looked for 61 s: no more reads
+    finally:
+        stopping.set()
+        await task
+
+
+async def test_a_page_does_not_wait_long_for_a_slow_catch_up(tmp_path, monkeypatch):
+    from gateway.ops.console import keep_index_fresh
+
+    release = asyncio.Event()
+
+    async def slow(self, settings, sources, **kwargs):
+        await release.wait()
+        return 0
+
+    monkeypatch.setattr(TraceIndex, "update", slow)
+    state, stopping = _state(tmp_path), asyncio.Event()
+    task = asyncio.create_task(keep_index_fresh(state, None, [], stopping, every_s=3600))
+    try:
+        await asyncio.sleep(0.05)
+        started = asyncio.get_running_loop().time()
+        await state.freshness.catch_up(wait_s=0.2)
+        waited = asyncio.get_running_loop().time() - started
+        assert 0.15 < waited < 2
+        assert state.freshness.started == 1 and state.freshness.finished == 0
+    finally:
+        release.set()
+        stopping.set()
+        await task
