@@ -235,6 +235,8 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
 
         tracing = Tracing.from_env(os.environ, instance=config.gateway.instance_id,
                                    version=gateway_version())
+    # The event schemas compiled now, not by the first event of each kind.
+    events.prepare_validators()
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry, reasons=known_reasons(PIPELINE_REASON_MODULES),
                              agencies=config.agency_ids)

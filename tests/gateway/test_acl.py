@@ -8,6 +8,8 @@ own. `run --check`'s findings come from the same broker's DescribeAcls.
 
 from __future__ import annotations
 
+import asyncio
+
 import uuid
 from pathlib import Path
 
@@ -140,5 +142,12 @@ async def test_the_broker_acls_pass_the_check_until_an_agency_may_write_the_ledg
     # An operator's slip: B may write everything under the gateway's ledger name.
     await create_acls(admin, [AclEntry(f"User:{B}", "topic", config.topics.ledger, "literal",
                                        "write")])
-    found = findings(config, await describe_acls(admin))
+    # The broker answers DescribeAcls from its copy of the cluster metadata, which takes the
+    # new binding a moment after CreateAcls returned (seen under load): ask until it is there.
+    found: list[str] = []
+    for _ in range(60):
+        found = findings(config, await describe_acls(admin))
+        if found:
+            break
+        await asyncio.sleep(0.25)
     assert found and f"User:{B} may write the gateway's ledger topic" in found[0]
