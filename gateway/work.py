@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from edxml.errors import EdxmlError, GatewayError
-from edxml.reader import file_digest
 
 REASONS = {
     "gateway.worker_died": (True, "a worker process died under the task (signal, OOM killer, "
@@ -136,8 +135,8 @@ def build_and_sign(agency: str, package: dict[str, Any], out_path: str) -> dict[
     if mismatch is not None:
         Path(out_path).unlink(missing_ok=True)
         return {"error": mismatch}
-    size, sha = file_digest(out_path)
-    return {"sha256": sha, "size": size}
+    # Size and SHA-256 of the bytes as they were written: the file is not read again.
+    return {"sha256": written.sha256, "size": written.size}
 
 
 def _attachment_mismatch(pkg: Any, written: Any) -> dict[str, Any] | None:

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import tempfile
 import tracemalloc
 import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 
+import hashlib
+
 import pytest
 import xmlschema
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from edxml.errors import EdxmlError
 from edxml.model import (NS, Attachment, Code, DocumentPackage, DocumentType, MessageHeader, Organization,
                          PromulgationInfo, ResponseFor, StaffInfo, StatusCode, StatusHeader,
                          StatusPackage)
-from edxml.reader import read_package
+from edxml.reader import file_digest, read_package
+from edxml.signature import DocumentDigester, VerificationPolicy, verify_signature
 from edxml.text import encode_legacy
 from edxml.values import VN_TZ
 from edxml.writer import package_bytes, write_package_file
@@ -162,6 +168,78 @@ def test_large_attachment_is_streamed_in_bounded_memory(tmp_path):
         tracemalloc.stop()
     assert result.attachments[0].attachment.size == size
     assert peak_write < size / 10 and peak_read < size / 10, (peak_write, peak_read, size)
+
+
+# --- write_package_file: held in memory or spooled, the same bytes ---------------------------
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(0, 6000), min_size=0, max_size=3),
+       spool_limit=st.sampled_from([0, 1, 3000, 1 << 20]), seed=st.integers(0, 2 ** 32))
+def test_a_written_file_is_the_package_bytes_and_reports_its_own_digest(
+        tmp_path, agency_signer, sizes, spool_limit, seed):
+    """Whether the body is held in memory or spooled to a file, the file written is the same
+    bytes as the in-memory package, and the size and SHA-256 it reports are the file's own."""
+    import random
+
+    rnd = random.Random(seed)
+    work = Path(tempfile.mkdtemp(dir=tmp_path))
+    atts = []
+    for i, size in enumerate(sizes, 1):
+        path = work / f"a{i}.pdf"
+        path.write_bytes(rnd.randbytes(size))
+        atts.append(Attachment(content_id=str(i), attachment_name=f"a{i}.pdf",
+                               content_type="application/pdf", path=path))
+    pkg = dataclasses.replace(_document(work), attachments=tuple(atts))
+    for signer in (agency_signer, None):
+        dest = work / ("signed.edxml" if signer else "unsigned.edxml")
+        written = write_package_file(pkg, dest, signer=signer, spool_limit=spool_limit)
+        data = dest.read_bytes()
+        assert data == package_bytes(pkg, signer=signer)
+        assert (written.size, written.sha256) == file_digest(dest)
+        assert [(a.size, a.sha256) for a in written.attachments] == [
+            (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in (a.path for a in atts)]
+    assert sorted(p.name for p in work.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_spooled_signed_package_verifies(tmp_path, agency_signer, trust_store):
+    pkg = _document(tmp_path)
+    written = write_package_file(pkg, tmp_path / "out.edxml", signer=agency_signer, spool_limit=0)
+    result = read_package(tmp_path / "out.edxml", tmp_path / "read", digester=DocumentDigester())
+    verdict = verify_signature(result.signature, trust_store, VerificationPolicy())
+    assert verdict.status == "valid", verdict
+    assert (result.size, result.sha256) == (written.size, written.sha256)
+
+
+@pytest.mark.parametrize("spool_limit", [0, 1 << 20])
+def test_a_failed_signed_write_leaves_nothing_behind(tmp_path, agency_signer, spool_limit):
+    pkg = _document(tmp_path)
+    gone = dataclasses.replace(pkg.attachments[0], content_id="2", path=tmp_path / "nope.pdf")
+    with pytest.raises(EdxmlError) as err:
+        write_package_file(dataclasses.replace(pkg, attachments=(pkg.attachments[0], gone)),
+                           tmp_path / "out.edxml", signer=agency_signer, spool_limit=spool_limit)
+    assert err.value.reason == "edxml.attachment.unreadable"
+    assert not (tmp_path / "out.edxml").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".edxml-")] == []
+
+
+def test_a_large_signed_package_is_spooled_in_bounded_memory(tmp_path, agency_signer):
+    big = tmp_path / "scan.pdf"
+    with open(big, "wb") as f:
+        block = b"%PDF-1.7 " + bytes(range(256)) * 4096
+        for _ in range(24):  # ~25 MB
+            f.write(block)
+    size = big.stat().st_size
+    tracemalloc.start()
+    try:
+        written = write_package_file(_document(tmp_path, attachment=big), tmp_path / "big.edxml",
+                                     signer=agency_signer)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 5, (peak, size)
+    assert (written.size, written.sha256) == file_digest(tmp_path / "big.edxml")
 
 
 # --- builders -----------------------------------------------------------------------------------
