@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 from edxml import text, values
 from edxml.errors import EdxmlError
 from edxml.model import (NS, Attachment, Business, DocumentPackage, Kind, StatusCode,
-                         StatusPackage, TraceHeaderList, xml_fields)
+                         StatusPackage, TraceHeaderList, XmlField, xml_fields)
 
 if TYPE_CHECKING:
     from edxml.signature import Signer
@@ -83,11 +84,32 @@ def _escape(value: str) -> str:
     return value
 
 
+# Names of agencies, places, document types and content types come back in package after
+# package: their checked, escaped form is kept (the check depends on the text alone; a refusal
+# is never kept, so it is made again naming its field).
+_CACHED_TEXT_LENGTH = 200
+
+
+@functools.lru_cache(maxsize=4096)
+def _written_text(value: str) -> str:
+    return _escape(text.normalize_text(value, ""))
+
+
+@functools.lru_cache(maxsize=64)
+def _fields(cls: type) -> tuple[tuple[str, XmlField], ...]:
+    return tuple(xml_fields(cls))
+
+
 def _format(kind: Kind, value: object, where: str, allowed: range | None = None) -> str:
     if kind is Kind.TEXT:
         if not isinstance(value, str):
             raise EdxmlError("edxml.model.invalid", f"expected text, got {type(value).__name__}",
                              where=where)
+        if len(value) <= _CACHED_TEXT_LENGTH:
+            try:
+                return _written_text(value)
+            except EdxmlError:
+                pass            # refused again below, naming the field
         return _escape(text.normalize_text(value, where))
     if kind is Kind.INT:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -151,7 +173,7 @@ def _check_document_id(value: str, where: str) -> None:
 
 def _emit_node(out: list[str], obj: object, indent: str, where: str, parent: str) -> None:
     inner = indent + "  "
-    for attr, xf in xml_fields(type(obj)):
+    for attr, xf in _fields(type(obj)):
         value = getattr(obj, attr)
         path = f"{where}/{xf.name}"
         if _is_empty(value):

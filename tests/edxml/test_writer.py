@@ -170,6 +170,52 @@ def test_large_attachment_is_streamed_in_bounded_memory(tmp_path):
     assert peak_write < size / 10 and peak_read < size / 10, (peak_write, peak_read, size)
 
 
+# --- checked text is kept: the same answer as checking it again -------------------------------
+
+_TEXTS = st.one_of(
+    st.text(max_size=40),
+    st.text(st.sampled_from("aăâbcdđeêoôơuưy ÀÁẢÃẠàáảãạ&<>\r\n\t\x00\x07\u202e\u200f\ud800"
+                            "\u0301e\u0303"), max_size=30),
+    st.sampled_from(["UBND tỉnh Thái Nguyên", "Công văn", "application/pdf"])
+    .map(lambda v: encode_legacy(v, "vni").decode("latin-1") if "ô" in v else v),
+    st.text(min_size=190, max_size=230))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_TEXTS, min_size=1, max_size=6))
+def test_a_text_field_is_written_exactly_as_an_unkept_check_writes_it(values):
+    """Every text written twice (the second time from what the writer kept) gives the same
+    text, or the same refusal with the same reason, message and field, as checking it anew."""
+    from edxml import text as text_module
+    from edxml.model import Kind
+    from edxml.writer import _escape, _format
+
+    for value in values + values:
+        where = f"MessageHeader/Subject[{len(value)}]"
+        try:
+            expected: object = _escape(text_module.normalize_text(value, where))
+        except EdxmlError as exc:
+            expected = (exc.reason, exc.message, exc.where)
+        try:
+            got: object = _format(Kind.TEXT, value, where)
+        except EdxmlError as exc:
+            got = (exc.reason, exc.message, exc.where)
+        assert got == expected
+
+
+@pytest.mark.parametrize("bad", ["Công\x07 văn", "UBND \u202etỉnh", "lone \ud800",
+                                 encode_legacy("Công văn hỏa tốc", "vni").decode("latin-1")])
+def test_a_refused_text_is_refused_every_time_naming_its_own_field(bad):
+    from edxml.model import Kind
+    from edxml.writer import _format
+
+    _format(Kind.TEXT, "Công văn", "warm")       # a good text is kept; a bad one never is
+    for where in ("MessageHeader/Subject", "MessageHeader/From/OrganName"):
+        with pytest.raises(EdxmlError) as err:
+            _format(Kind.TEXT, bad, where)
+        assert err.value.where == where and err.value.reason.startswith("edxml.text.")
+
+
 # --- write_package_file: held in memory or spooled, the same bytes ---------------------------
 
 @settings(max_examples=30, deadline=None,
