@@ -101,9 +101,12 @@ def _exit_with_parent(interval_seconds: float = 1.0) -> None:
     A gateway killed with SIGKILL (or by the OOM killer) cannot stop its pool, and a spawned
     worker waiting for its next task never learns of it: it would live on, holding the
     agencies' signing keys, with nobody to answer to. Once the parent is gone the worker is
-    re-parented, so a changed parent pid means it is time to go.
+    re-parented, so a changed parent pid means it is time to go. The parent's pid is the one
+    multiprocessing was started with, not the current parent's: a gateway killed while this
+    worker was still starting has already left it re-parented by now.
     """
-    parent = os.getppid()
+    started_by = multiprocessing.parent_process()
+    parent = started_by.pid if started_by is not None and started_by.pid else os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
