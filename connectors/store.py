@@ -297,8 +297,19 @@ class FileStore:
         return self._store(Path(src), _OBJECTS, name or Path(src).name, move)
 
     def archive_package(self, src: Path, *, move: bool = False) -> StoredRef:
-        """Keep a signed package verbatim under `archive/` by its SHA-256 (atomic, idempotent)."""
-        return self._store(Path(src), _ARCHIVE, Path(src).name, move)
+        """Keep a signed package verbatim under `archive/` by its SHA-256 (atomic, idempotent).
+
+        A package in `scratch()` (the pipelines build and fetch theirs there) is archived by a
+        hard link instead of a copy, and so becomes read-only under its scratch name too: the
+        gateway only reads a package after writing it, and a later write would go to a new
+        file renamed over the name (edxml.writer), never into the archived one.
+        """
+        src = Path(src)
+        if not move and self._in_scratch(src):
+            linked = self._link(src, _ARCHIVE, src.name)
+            if linked is not None:
+                return linked
+        return self._store(src, _ARCHIVE, src.name, move)
 
     def path_for(self, area: str, sha256: str) -> Path:
         """Where the file with this SHA-256 lives in `objects` or `archive`."""
@@ -306,6 +317,59 @@ class FileStore:
                 any(c not in "0123456789abcdef" for c in sha256):
             raise ValueError("area must be objects/archive and sha256 64 lower-case hex digits")
         return self.root / area / sha256[:2] / sha256
+
+    def _in_scratch(self, src: Path) -> bool:
+        scratch = self.root / _TMP
+        return Path(os.path.abspath(src)).is_relative_to(scratch) \
+            and Path(os.path.realpath(src)).is_relative_to(os.path.realpath(scratch))
+
+    def _link(self, src: Path, area: str, label: str) -> StoredRef | None:
+        """Publish `src` under `area` by a hard link instead of a copy: hashed, made durable and
+        read-only, linked under a temporary name, checked to be the very file hashed, and
+        renamed into place (a name appears for a complete file, atomically). None when it
+        cannot be linked (the caller copies instead)."""
+        try:
+            fd = os.open(src, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+        except OSError as exc:
+            raise unavailable(exc, f"read {label} from", src) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+                return None     # not a plain file of its own
+            digest = hashlib.sha256()
+            try:
+                _pump(fd, None, info.st_size, digest, label)
+            except StoreError as exc:
+                if exc.transient:
+                    raise
+                return None     # changed while read
+            size, sha = info.st_size, digest.hexdigest()
+            final = self.path_for(area, sha)
+            self._ensure_dir(final.parent)
+            if _same_size(final, size):
+                return _ref(final, sha, size)
+            try:
+                os.fchmod(fd, 0o444)
+                os.fsync(fd)
+            except OSError as exc:
+                raise unavailable(exc, f"write {label} to", final) from None
+            tmp = self._ensure_dir(self.root / _TMP) / f".{area}-{uuid.uuid4().hex}"
+            try:
+                os.link(src, tmp, follow_symlinks=False)
+            except OSError:
+                return None     # a file system that cannot link
+            try:
+                if os.stat(tmp, follow_symlinks=False).st_ino != info.st_ino:
+                    return None     # not the file hashed above (renamed over meanwhile)
+                os.replace(tmp, final)
+            except OSError as exc:
+                raise unavailable(exc, f"publish {label} as", final) from None
+            finally:
+                _unlink_quietly(tmp)
+        finally:
+            os.close(fd)
+        _fsync_dir(final.parent)
+        return _ref(final, sha, size)
 
     def _store(self, src: Path, area: str, label: str, move: bool) -> StoredRef:
         tmp_dir = self._ensure_dir(self.root / _TMP)
@@ -488,7 +552,9 @@ def _open_error(exc: OSError, uri: str) -> StoreError:
 def _pump(fd: int, out: int | None, size: int, digest: Any, label: str) -> None:
     """Read the open file `fd` to its end, at most `size` + 1 bytes (a file that grew is a
     mismatch, not an unbounded read), hashing and (if `out`) copying what is read."""
-    buf = bytearray(_CHUNK)
+    # No bigger than the file needs (+1 to see that it grew): a megabyte zeroed for a 30 KiB
+    # attachment costs more than reading it.
+    buf = bytearray(min(_CHUNK, size + 1))
     view = memoryview(buf)
     total = 0
     while True:
@@ -515,11 +581,8 @@ def _pump(fd: int, out: int | None, size: int, digest: Any, label: str) -> None:
     if total != size:
         raise StoreError("store.size_mismatch", f"{label} does not match the size in the "
                          "event", where=label)
-    if out is not None:
-        try:
-            os.fsync(out)
-        except OSError as exc:
-            raise unavailable(exc, "write a private copy of", label) from None
+    # A private copy is not synced to disk: it lives only as long as its record's work, and
+    # after a crash that work starts again from the agency's file in a new scratch directory.
 
 
 def _both(root: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -16,10 +16,11 @@ and identifiers strictly; a refusal names the field.
 from __future__ import annotations
 
 import base64
+import errno
+import functools
 import hashlib
 import os
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 from edxml import text, values
 from edxml.errors import EdxmlError
 from edxml.model import (NS, Attachment, Business, DocumentPackage, Kind, StatusCode,
-                         StatusPackage, TraceHeaderList, xml_fields)
+                         StatusPackage, TraceHeaderList, XmlField, xml_fields)
 
 if TYPE_CHECKING:
     from edxml.signature import Signer
@@ -60,9 +61,13 @@ class WrittenAttachment:
 
 @dataclass(frozen=True)
 class WrittenPackage:
-    """What was written: per-attachment sizes and SHA-256 (of the raw file bytes)."""
+    """What was written: per-attachment sizes and SHA-256 (of the raw file bytes) and, for a
+    package written to a file (`write_package_file`), the size and SHA-256 of that file, taken
+    from the bytes as they were written."""
 
     attachments: tuple[WrittenAttachment, ...] = ()
+    size: int | None = None
+    sha256: str | None = None
 
 
 def _escape(value: str) -> str:
@@ -79,11 +84,32 @@ def _escape(value: str) -> str:
     return value
 
 
+# Names of agencies, places, document types and content types come back in package after
+# package: their checked, escaped form is kept (the check depends on the text alone; a refusal
+# is never kept, so it is made again naming its field).
+_CACHED_TEXT_LENGTH = 200
+
+
+@functools.lru_cache(maxsize=4096)
+def _written_text(value: str) -> str:
+    return _escape(text.normalize_text(value, ""))
+
+
+@functools.lru_cache(maxsize=64)
+def _fields(cls: type) -> tuple[tuple[str, XmlField], ...]:
+    return tuple(xml_fields(cls))
+
+
 def _format(kind: Kind, value: object, where: str, allowed: range | None = None) -> str:
     if kind is Kind.TEXT:
         if not isinstance(value, str):
             raise EdxmlError("edxml.model.invalid", f"expected text, got {type(value).__name__}",
                              where=where)
+        if len(value) <= _CACHED_TEXT_LENGTH:
+            try:
+                return _written_text(value)
+            except EdxmlError:
+                pass            # refused again below, naming the field
         return _escape(text.normalize_text(value, where))
     if kind is Kind.INT:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -147,7 +173,7 @@ def _check_document_id(value: str, where: str) -> None:
 
 def _emit_node(out: list[str], obj: object, indent: str, where: str, parent: str) -> None:
     inner = indent + "  "
-    for attr, xf in xml_fields(type(obj)):
+    for attr, xf in _fields(type(obj)):
         value = getattr(obj, attr)
         path = f"{where}/{xf.name}"
         if _is_empty(value):
@@ -412,48 +438,132 @@ def package_bytes(pkg: DocumentPackage | StatusPackage, *, signer: Signer | None
                      head.after_slot.encode("utf-8"), *body])
 
 
+# A signed package's body (the attachments' base64) is held in memory up to this size and
+# written once, after the header it is signed under; a larger one goes to a temporary file
+# first, so a 1 GiB attachment never sits in memory (docs/performance.md, peak RSS).
+SPOOL_LIMIT = 1024 * 1024
+
+
+class _Spool:
+    """Keeps what is written in memory until it passes `limit` bytes, then in a private
+    temporary file in `directory` (removed by `close`)."""
+
+    def __init__(self, directory: Path, limit: int) -> None:
+        self._directory = directory
+        self._limit = limit
+        self.parts: list[bytes] = []
+        self._held = 0
+        self.file: BinaryIO | None = None
+        self.path: Path | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.file is not None:
+            self.file.write(data)
+            return
+        self.parts.append(data)
+        self._held += len(data)
+        if self._held > self._limit:
+            fd, name = tempfile.mkstemp(prefix=".edxml-body-", dir=self._directory)
+            self.path = Path(name)
+            self.file = os.fdopen(fd, "w+b")
+            for part in self.parts:
+                self.file.write(part)
+            self.parts = []
+
+    def copy_to(self, out: Callable[[bytes], Any]) -> None:
+        """Everything written, in order, to `out`."""
+        if self.file is None:
+            for part in self.parts:
+                out(part)
+            return
+        self.file.flush()
+        self.file.seek(0)
+        while chunk := self.file.read(_COPY_CHUNK):
+            out(chunk)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+_COPY_CHUNK = 1024 * 1024
+
+
+class _Digesting:
+    """Writes to a file and takes the SHA-256 and size of what it wrote."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._write = f.write
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def __call__(self, data: bytes) -> None:
+        self._write(data)
+        self._digest.update(data)
+        self.size += len(data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def _create_beside(dest: Path) -> tuple[int, Path]:
+    """A new file next to `dest`, under a name nobody else uses, with the usual mode (0o666
+    less the umask: a package is not a secret) and no symlink followed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = dest.parent / f".edxml-{os.urandom(8).hex()}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(dest.parent))
+
+
 def write_package_file(pkg: DocumentPackage | StatusPackage, dest: str | os.PathLike[str], *,
-                       signer: Signer | None = None) -> WrittenPackage:
+                       signer: Signer | None = None,
+                       spool_limit: int = SPOOL_LIMIT) -> WrittenPackage:
     """Write the package to `dest` in bounded memory, signed when a signer is given.
 
-    Signed, the body (attachments) is first written to a temporary file while its canonical
-    digest is taken, then the header with its Signature is written and the body copied after
-    it. The file appears complete or not at all: it is written beside `dest` and renamed.
+    Signed, the body (attachments) is produced first while its canonical digest is taken: held
+    in memory when it is at most `spool_limit` bytes, otherwise in a temporary file beside
+    `dest`; then the header with its Signature is written and the body after it. The size and
+    SHA-256 of the file are taken from the bytes as they are written (`WrittenPackage.size`,
+    `.sha256`), so nobody needs to read the file again for them. The file appears complete or
+    not at all: it is written beside `dest` and renamed.
     """
     dest = Path(dest)
     head = _head(pkg)
-    fd, tmp_name = tempfile.mkstemp(prefix=".edxml-", dir=dest.parent)
-    tmp = Path(tmp_name)
-    body_tmp: Path | None = None
+    fd, tmp = _create_beside(dest)
+    spool: _Spool | None = None
+    done = False
     try:
         with os.fdopen(fd, "wb") as f:
+            out = _Digesting(f)
             if signer is None:
-                f.write((head.before_slot[:-len(_SLOT_INDENT)] + head.after_slot[1:]).encode())
-                written = _write_body(pkg, f.write) if isinstance(pkg, DocumentPackage) \
+                out((head.before_slot[:-len(_SLOT_INDENT)] + head.after_slot[1:]).encode())
+                written = _write_body(pkg, out) if isinstance(pkg, DocumentPackage) \
                     else WrittenPackage()
             else:
                 from edxml.signature import signature_for_digest
 
                 digest = hashlib.sha256(head.canonical.encode("utf-8"))
                 written = WrittenPackage()
-                body_fd, body_name = tempfile.mkstemp(prefix=".edxml-body-", dir=dest.parent)
-                body_tmp = Path(body_name)
-                with os.fdopen(body_fd, "wb") as body:
-                    if isinstance(pkg, DocumentPackage):
-                        written = _write_body(pkg, _Tee(body.write, digest))
+                spool = _Spool(dest.parent, spool_limit)
+                if isinstance(pkg, DocumentPackage):
+                    written = _write_body(pkg, _Tee(spool.write, digest))
                 signature = signature_for_digest(signer, digest.digest(), indent=_SLOT_INDENT)
-                f.write(head.before_slot.encode("utf-8"))
-                f.write(signature)
-                f.write(head.after_slot.encode("utf-8"))
-                with open(body_tmp, "rb") as body_in:
-                    shutil.copyfileobj(body_in, f, 1024 * 1024)
-        # mkstemp made it private; a package is not a secret, so it gets the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+                out(b"".join([head.before_slot.encode("utf-8"), signature,
+                              head.after_slot.encode("utf-8"), *spool.parts]))
+                if spool.file is not None:
+                    spool.copy_to(out)
         os.replace(tmp, dest)
-        return written
+        done = True
+        return WrittenPackage(written.attachments, size=out.size, sha256=out.hexdigest())
     finally:
-        tmp.unlink(missing_ok=True)
-        if body_tmp is not None:
-            body_tmp.unlink(missing_ok=True)
+        if not done:
+            tmp.unlink(missing_ok=True)
+        if spool is not None:
+            spool.close()

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from edxml.errors import EdxmlError, GatewayError
-from edxml.reader import file_digest
 
 REASONS = {
     "gateway.worker_died": (True, "a worker process died under the task (signal, OOM killer, "
@@ -102,9 +101,12 @@ def _exit_with_parent(interval_seconds: float = 1.0) -> None:
     A gateway killed with SIGKILL (or by the OOM killer) cannot stop its pool, and a spawned
     worker waiting for its next task never learns of it: it would live on, holding the
     agencies' signing keys, with nobody to answer to. Once the parent is gone the worker is
-    re-parented, so a changed parent pid means it is time to go.
+    re-parented, so a changed parent pid means it is time to go. The parent's pid is the one
+    multiprocessing was started with, not the current parent's: a gateway killed while this
+    worker was still starting has already left it re-parented by now.
     """
-    parent = os.getppid()
+    started_by = multiprocessing.parent_process()
+    parent = started_by.pid if started_by is not None and started_by.pid else os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -136,8 +138,8 @@ def build_and_sign(agency: str, package: dict[str, Any], out_path: str) -> dict[
     if mismatch is not None:
         Path(out_path).unlink(missing_ok=True)
         return {"error": mismatch}
-    size, sha = file_digest(out_path)
-    return {"sha256": sha, "size": size}
+    # Size and SHA-256 of the bytes as they were written: the file is not read again.
+    return {"sha256": written.sha256, "size": written.size}
 
 
 def _attachment_mismatch(pkg: Any, written: Any) -> dict[str, Any] | None:

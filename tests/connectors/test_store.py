@@ -392,3 +392,81 @@ def test_a_file_that_changes_after_the_check_is_a_mismatch(agencies: FileStore,
         agencies.copy_reference(ref, A, work)
     assert caught.value.reason == "store.size_mismatch"
     assert list(work.iterdir()) == []
+
+
+# -- archiving the gateway's own packages by a hard link --------------------------------------
+
+def test_a_package_in_scratch_is_archived_by_a_read_only_hard_link(store: FileStore,
+                                                                   tmp_path: Path) -> None:
+    body = b"<edXML>signed in scratch</edXML>\n"
+    with store.workdir() as work:
+        pkg = write(work / "package.edxml", body)
+        ref = store.archive_package(pkg)
+        assert ref.path.stat().st_ino == pkg.stat().st_ino, "linked, not copied"
+        assert stat.S_IMODE(ref.path.stat().st_mode) == 0o444
+        assert pkg.read_bytes() == body, "the scratch name still reads the package"
+    # Same answer as a copy of the same bytes from outside the store, and the archived file
+    # outlives its scratch directory.
+    copied = FileStore(tmp_path / "other").archive_package(write(tmp_path / "p.edxml", body))
+    assert (ref.sha256, ref.size) == (copied.sha256, copied.size)
+    assert ref.path.read_bytes() == body
+    assert [p.name for p in (store.root / "tmp").iterdir()] == []
+
+
+def test_a_package_outside_scratch_is_copied_and_left_as_it_was(store: FileStore,
+                                                                tmp_path: Path) -> None:
+    src = write(tmp_path / "sample.edxml", b"<edXML>someone else's file</edXML>")
+    os.chmod(src, 0o644)
+    ref = store.archive_package(src)
+    assert ref.path.stat().st_ino != src.stat().st_ino
+    assert stat.S_IMODE(src.stat().st_mode) == 0o644
+    assert stat.S_IMODE(ref.path.stat().st_mode) == 0o444
+
+
+def test_a_scratch_file_with_another_name_is_copied_not_linked(store: FileStore) -> None:
+    with store.workdir() as work:
+        pkg = write(work / "package.edxml", b"<edXML>twice named</edXML>")
+        os.link(pkg, work / "second-name")
+        ref = store.archive_package(pkg)
+        assert ref.path.stat().st_ino != pkg.stat().st_ino
+        assert ref.path.read_bytes() == pkg.read_bytes()
+
+
+def test_archiving_falls_back_to_a_copy_where_links_are_refused(
+        store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    with store.workdir() as work:
+        pkg = write(work / "package.edxml", b"<edXML>no links here</edXML>")
+        ref = store.archive_package(pkg)
+        assert ref.path.stat().st_ino != pkg.stat().st_ino
+        assert ref.path.read_bytes() == b"<edXML>no links here</edXML>"
+        assert ref.sha256 == hashlib.sha256(b"<edXML>no links here</edXML>").hexdigest()
+    assert [p.name for p in (store.root / "tmp").iterdir()] == []
+
+
+def test_archiving_a_scratch_package_twice_keeps_one_file(store: FileStore) -> None:
+    with store.workdir() as work:
+        first = store.archive_package(write(work / "a.edxml", b"<edXML>same</edXML>"))
+        second = store.archive_package(write(work / "b.edxml", b"<edXML>same</edXML>"))
+    assert first == second
+    assert [p.name for p in (store.root / "archive").rglob("*") if p.is_file()] == [first.sha256]
+
+
+@pytest.mark.parametrize("actual", [0, 1, 49, 51, 100, 3 * 1024 * 1024])
+def test_a_copy_checks_the_size_on_the_bytes_read(tmp_path: Path, actual: int) -> None:
+    """The copy buffer is sized from the claimed size: a file shorter or longer than the claim
+    is still a mismatch, whatever its length."""
+    from connectors.store import _pump
+
+    src = write(tmp_path / "f", os.urandom(actual))
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        with pytest.raises(StoreError) as caught:
+            _pump(fd, None, 50, hashlib.sha256(), "f")
+    finally:
+        os.close(fd)
+    assert caught.value.reason == "store.size_mismatch"
+    assert caught.value.message == "f does not match the size in the event"

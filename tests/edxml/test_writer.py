@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import tempfile
 import tracemalloc
 import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 
+import hashlib
+
 import pytest
 import xmlschema
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from edxml.errors import EdxmlError
 from edxml.model import (NS, Attachment, Code, DocumentPackage, DocumentType, MessageHeader, Organization,
                          PromulgationInfo, ResponseFor, StaffInfo, StatusCode, StatusHeader,
                          StatusPackage)
-from edxml.reader import read_package
+from edxml.reader import file_digest, read_package
+from edxml.signature import DocumentDigester, VerificationPolicy, verify_signature
 from edxml.text import encode_legacy
 from edxml.values import VN_TZ
 from edxml.writer import package_bytes, write_package_file
@@ -162,6 +168,124 @@ def test_large_attachment_is_streamed_in_bounded_memory(tmp_path):
         tracemalloc.stop()
     assert result.attachments[0].attachment.size == size
     assert peak_write < size / 10 and peak_read < size / 10, (peak_write, peak_read, size)
+
+
+# --- checked text is kept: the same answer as checking it again -------------------------------
+
+_TEXTS = st.one_of(
+    st.text(max_size=40),
+    st.text(st.sampled_from("aăâbcdđeêoôơuưy ÀÁẢÃẠàáảãạ&<>\r\n\t\x00\x07\u202e\u200f\ud800"
+                            "\u0301e\u0303"), max_size=30),
+    st.sampled_from(["UBND tỉnh Thái Nguyên", "Công văn", "application/pdf"])
+    .map(lambda v: encode_legacy(v, "vni").decode("latin-1") if "ô" in v else v),
+    st.text(min_size=190, max_size=230))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_TEXTS, min_size=1, max_size=6))
+def test_a_text_field_is_written_exactly_as_an_unkept_check_writes_it(values):
+    """Every text written twice (the second time from what the writer kept) gives the same
+    text, or the same refusal with the same reason, message and field, as checking it anew."""
+    from edxml import text as text_module
+    from edxml.model import Kind
+    from edxml.writer import _escape, _format
+
+    for value in values + values:
+        where = f"MessageHeader/Subject[{len(value)}]"
+        try:
+            expected: object = _escape(text_module.normalize_text(value, where))
+        except EdxmlError as exc:
+            expected = (exc.reason, exc.message, exc.where)
+        try:
+            got: object = _format(Kind.TEXT, value, where)
+        except EdxmlError as exc:
+            got = (exc.reason, exc.message, exc.where)
+        assert got == expected
+
+
+@pytest.mark.parametrize("bad", ["Công\x07 văn", "UBND \u202etỉnh", "lone \ud800",
+                                 encode_legacy("Công văn hỏa tốc", "vni").decode("latin-1")])
+def test_a_refused_text_is_refused_every_time_naming_its_own_field(bad):
+    from edxml.model import Kind
+    from edxml.writer import _format
+
+    _format(Kind.TEXT, "Công văn", "warm")       # a good text is kept; a bad one never is
+    for where in ("MessageHeader/Subject", "MessageHeader/From/OrganName"):
+        with pytest.raises(EdxmlError) as err:
+            _format(Kind.TEXT, bad, where)
+        assert err.value.where == where and err.value.reason.startswith("edxml.text.")
+
+
+# --- write_package_file: held in memory or spooled, the same bytes ---------------------------
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(0, 6000), min_size=0, max_size=3),
+       spool_limit=st.sampled_from([0, 1, 3000, 1 << 20]), seed=st.integers(0, 2 ** 32))
+def test_a_written_file_is_the_package_bytes_and_reports_its_own_digest(
+        tmp_path, agency_signer, sizes, spool_limit, seed):
+    """Whether the body is held in memory or spooled to a file, the file written is the same
+    bytes as the in-memory package, and the size and SHA-256 it reports are the file's own."""
+    import random
+
+    rnd = random.Random(seed)
+    work = Path(tempfile.mkdtemp(dir=tmp_path))
+    atts = []
+    for i, size in enumerate(sizes, 1):
+        path = work / f"a{i}.pdf"
+        path.write_bytes(rnd.randbytes(size))
+        atts.append(Attachment(content_id=str(i), attachment_name=f"a{i}.pdf",
+                               content_type="application/pdf", path=path))
+    pkg = dataclasses.replace(_document(work), attachments=tuple(atts))
+    for signer in (agency_signer, None):
+        dest = work / ("signed.edxml" if signer else "unsigned.edxml")
+        written = write_package_file(pkg, dest, signer=signer, spool_limit=spool_limit)
+        data = dest.read_bytes()
+        assert data == package_bytes(pkg, signer=signer)
+        assert (written.size, written.sha256) == file_digest(dest)
+        assert [(a.size, a.sha256) for a in written.attachments] == [
+            (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in (a.path for a in atts)]
+    assert sorted(p.name for p in work.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_spooled_signed_package_verifies(tmp_path, agency_signer, trust_store):
+    pkg = _document(tmp_path)
+    written = write_package_file(pkg, tmp_path / "out.edxml", signer=agency_signer, spool_limit=0)
+    result = read_package(tmp_path / "out.edxml", tmp_path / "read", digester=DocumentDigester())
+    verdict = verify_signature(result.signature, trust_store, VerificationPolicy())
+    assert verdict.status == "valid", verdict
+    assert (result.size, result.sha256) == (written.size, written.sha256)
+
+
+@pytest.mark.parametrize("spool_limit", [0, 1 << 20])
+def test_a_failed_signed_write_leaves_nothing_behind(tmp_path, agency_signer, spool_limit):
+    pkg = _document(tmp_path)
+    gone = dataclasses.replace(pkg.attachments[0], content_id="2", path=tmp_path / "nope.pdf")
+    with pytest.raises(EdxmlError) as err:
+        write_package_file(dataclasses.replace(pkg, attachments=(pkg.attachments[0], gone)),
+                           tmp_path / "out.edxml", signer=agency_signer, spool_limit=spool_limit)
+    assert err.value.reason == "edxml.attachment.unreadable"
+    assert not (tmp_path / "out.edxml").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".edxml-")] == []
+
+
+def test_a_large_signed_package_is_spooled_in_bounded_memory(tmp_path, agency_signer):
+    big = tmp_path / "scan.pdf"
+    with open(big, "wb") as f:
+        block = b"%PDF-1.7 " + bytes(range(256)) * 4096
+        for _ in range(24):  # ~25 MB
+            f.write(block)
+    size = big.stat().st_size
+    tracemalloc.start()
+    try:
+        written = write_package_file(_document(tmp_path, attachment=big), tmp_path / "big.edxml",
+                                     signer=agency_signer)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 5, (peak, size)
+    assert (written.size, written.sha256) == file_digest(tmp_path / "big.edxml")
 
 
 # --- builders -----------------------------------------------------------------------------------

@@ -46,3 +46,27 @@ def test_a_worker_exits_when_its_gateway_is_killed() -> None:
     finally:
         if _alive(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+LATE = textwrap.dedent("""
+    import multiprocessing, os, sys, time
+    from gateway import work
+
+    class Gone:                 # the process that started this one, already dead
+        pid = int(sys.argv[1])
+
+    multiprocessing.parent_process = lambda: Gone()
+    work._exit_with_parent(0.1)
+    time.sleep(30)
+    sys.exit(3)
+""")
+
+
+def test_a_worker_whose_gateway_died_while_it_started_exits() -> None:
+    """Killed while its worker was still importing: by the time the worker watches, it has been
+    re-parented already, and must still see that its gateway is gone."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    started = time.monotonic()
+    late = subprocess.run([sys.executable, "-c", LATE, str(gone.pid)], timeout=60)
+    assert late.returncode == 0 and time.monotonic() - started < 20
