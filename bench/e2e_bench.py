@@ -490,7 +490,8 @@ async def outbound(bench: Bench, size: int, instances: int, n: int, *, prepublis
                    profile_dir: Path | None = None) -> Throughput:
     """Pre-published: N events wait on the topic, then the gateway(s) start (start-up and the
     group's first rebalance fall inside the run). Settled group: the gateway(s) start, the
-    group settles, then N events are published in one burst."""
+    group settles, a few warm-up documents go through, then N events are published in one
+    burst (the steady state: its CPU per document is the figure compared with the core)."""
     bench.fresh()
     await bench.create_topics()
     attachment = bench.attachment(size)
@@ -503,6 +504,13 @@ async def outbound(bench: Bench, size: int, instances: int, n: int, *, prepublis
     if not prepublish:
         gws = bench.start(THAI_NGUYEN, instances, profile_dir)
         await settled(gws)
+        # Warm-up: a few documents through every gateway, so that the workers have started
+        # (spawning one costs ~0.2 s of CPU) before the CPU clocks are read.
+        warm = [bench.event(n + i, attachment) for i in range(4 * bench.workers * instances)]
+        async with EventProducer(bench.settings) as producer:
+            await asyncio.gather(*(bench.publish(producer, e) for e in warm))
+        await bench.wait_received(received_before + len(warm), gws, timeout=120)
+        received_before += len(warm)
     before = {name: cpu_seconds(pid) for name, pid in others.items() if pid}
     gateway_before = sum(cpu_seconds(gw.popen.pid) for gw in gws)
     # Workers already started (settled group) count from here, not from their imports.
