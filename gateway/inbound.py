@@ -247,10 +247,12 @@ class InboundPoller:
         async with self._gate.hold(solo=deaths > 0):
             begun = time.monotonic()
             try:
+                # The PDF signature reports are made in the same worker call, on the files the
+                # reader wrote: a PDF that kills a worker counts towards poison like the
+                # package itself.
                 result = await asyncio.get_running_loop().run_in_executor(
-                    ctx.pool, work.read_and_verify_bounded, str(package), str(attachments))
-                # The PDF signature report runs in the pool too: a PDF that kills a worker
-                # counts towards poison like the package itself.
+                    ctx.pool, work.receive, str(package), str(attachments),
+                    ctx.config.attachments.max_pdf_bytes)
                 result = await pdfcheck.with_inbound_report(ctx, result)
             except work.WorkerDied:
                 shutil.rmtree(attachments, ignore_errors=True)
