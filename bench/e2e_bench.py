@@ -405,6 +405,15 @@ def core_read_verify(lab: Lab, package: Path, out_dir: Path) -> float:
     return 1 / measure(op, rounds=5, round_seconds=1.0).cpu
 
 
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """User + system CPU seconds of one thread of a process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 async def inbound(bench: Bench, m: int, profile_dir: Path | None = None) -> float:
     """A warmed-up gateway (INBOUND_WARMUP packages received first) receives `m` packages
     that wait in its mailbox: the simulator answers getReceivedEdocList with 503 while they are
@@ -453,12 +462,14 @@ async def inbound(bench: Bench, m: int, profile_dir: Path | None = None) -> floa
                 await axis.send_edoc(path, from_organ=SENDERS[0])
             workers = [pid for pid, role in children(gw.popen.pid) if role == "worker"]
             cpu_before = (cpu_seconds(gw.popen.pid), sum(cpu_seconds(p) for p in workers))
+            loop_before = thread_cpu_seconds(gw.popen.pid, gw.popen.pid)
             await lab.admin("DELETE", "/admin/faults")
             opened = time.monotonic()
             await wait_done(done_before + INBOUND_WARMUP + m)
             wall = time.monotonic() - opened
             workers = [pid for pid, role in children(gw.popen.pid) if role == "worker"]
             cpu_main = cpu_seconds(gw.popen.pid) - cpu_before[0]
+            cpu_loop = thread_cpu_seconds(gw.popen.pid, gw.popen.pid) - loop_before
             cpu_workers = sum(cpu_seconds(p) for p in workers) - cpu_before[1]
             topic = lab.topics(NGHE_AN, RECIPIENT[0])["inbound_documents"]
             arrived = [CloudEvent.from_record(r) for r in await read_topic(bench.settings, topic)]
@@ -479,7 +490,8 @@ async def inbound(bench: Bench, m: int, profile_dir: Path | None = None) -> floa
     print(f"    {len(arrived)} document.arrived events, {valid} with a valid signature")
     print(f"    first→last arrived: {rate:8.1f} packages/s   10–90 %: {window_rate(times):8.1f}/s"
           f"   from the mailbox opening: {m / wall:.1f}/s ({wall:.1f} s)")
-    print(f"    CPU ms per package: gateway main {cpu_main * 1000 / m:.2f}, gateway workers "
+    print(f"    CPU ms per package: gateway main {cpu_main * 1000 / m:.2f} (its event loop's "
+          f"thread {cpu_loop * 1000 / m:.2f}), gateway workers "
           f"{cpu_workers * 1000 / m:.2f}; core read+verify in this process "
           f"{core * 1000:.2f} ({1 / core:.0f}/s per CPU second)")
     print(f"    gateway CPU per package / core read+verify CPU per package: {ratio:.2f}x "
