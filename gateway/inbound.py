@@ -1,9 +1,11 @@
 """Inbound: what the axis holds for our agencies becomes events, or is quarantined with a reason.
 
-    getReceivedEdocList (edoc, then status) → getEdoc → read + verify (one pass, worker process)
+    getReceivedEdocList (edoc, then status) → getEdoc → read + verify (one pass) and the PDF
+        signature reports, in one worker call (work.receive) → archive package
       → admit (gateway.admission): From is the axis's sender, addressed to us, signed by From,
         a sender that signs has signed
-      → accepted: store attachments → archive package → publish arrived event → audit
+      → accepted: store attachments → arrived event + audit (+ a newly signing sender),
+                  produced together and acknowledged
       → refused:  archive package → dead letter (quarantine) → audit → status 02 to the sender
                   the axis vouches for, only when the package's own From agrees
     → updateStatus done, only once the outcome is acknowledged by Kafka
