@@ -77,7 +77,7 @@ async def _reports(ctx: Any, paths: list[str]) -> list[dict[str, Any]]:
 
 def inbound_pdfs(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The attachments of a read document whose PDF signatures are reported: written by the
-    reader without an error, and a PDF by name or type. None for a status package or a
+    reader without an error, and a PDF by name or type; none for a status package or a
     package the reader refused."""
     if "error" in result or result.get("kind") != "edoc":
         return []

@@ -252,6 +252,8 @@ def _small_file(path: str) -> bytes | None:
     cannot be read: the analysis of the path then reports that itself)."""
     try:
         with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > PDF_IN_MEMORY_BYTES:
+                return None
             data = f.read(PDF_IN_MEMORY_BYTES + 1)
     except OSError:
         return None
