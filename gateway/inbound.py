@@ -1,9 +1,11 @@
 """Inbound: what the axis holds for our agencies becomes events, or is quarantined with a reason.
 
-    getReceivedEdocList (edoc, then status) → getEdoc → read + verify (one pass, worker process)
+    getReceivedEdocList (edoc, then status) → getEdoc → read + verify (one pass) and the PDF
+        signature reports, in one worker call (work.receive) → archive package
       → admit (gateway.admission): From is the axis's sender, addressed to us, signed by From,
         a sender that signs has signed
-      → accepted: store attachments → archive package → publish arrived event → audit
+      → accepted: store attachments → arrived event + audit (+ a newly signing sender),
+                  produced together and acknowledged
       → refused:  archive package → dead letter (quarantine) → audit → status 02 to the sender
                   the axis vouches for, only when the package's own From agrees
     → updateStatus done, only once the outcome is acknowledged by Kafka
@@ -247,10 +249,12 @@ class InboundPoller:
         async with self._gate.hold(solo=deaths > 0):
             begun = time.monotonic()
             try:
+                # The PDF signature reports are made in the same worker call, on the files the
+                # reader wrote: a PDF that kills a worker counts towards poison like the
+                # package itself.
                 result = await asyncio.get_running_loop().run_in_executor(
-                    ctx.pool, work.read_and_verify_bounded, str(package), str(attachments))
-                # The PDF signature report runs in the pool too: a PDF that kills a worker
-                # counts towards poison like the package itself.
+                    ctx.pool, work.receive, str(package), str(attachments),
+                    ctx.config.attachments.max_pdf_bytes)
                 result = await pdfcheck.with_inbound_report(ctx, result)
             except work.WorkerDied:
                 shutil.rmtree(attachments, ignore_errors=True)
@@ -321,12 +325,14 @@ class InboundPoller:
             event = events.receipt_arrived(event_id=event_id, item=item, result=result,
                                            archived=archived, source=ctx.source)
             topic = ctx.config.topics.inbound_topic("receipts", item.to_code)
+            size = events.record_bytes(event, key)
         else:
             event = events.document_arrived(event_id=event_id, item=item, result=result,
                                             stored=refs, archived=archived, source=ctx.source)
             topic = ctx.config.topics.inbound_topic("documents", item.to_code)
             content = events.document_content(result)
-            if events.record_bytes(event, key) > limit and content is not None:
+            size = events.record_bytes(event, key)
+            if size > limit and content is not None:
                 # Claim check: the large Content goes to the store, the event points to it.
                 text = scratch / "content.txt"
                 text.write_text(content, encoding="utf-8")
@@ -336,26 +342,32 @@ class InboundPoller:
                                                 stored=refs, archived=archived,
                                                 source=ctx.source, content_ref=content_ref)
                 bound.info("inbound.content_by_reference", size=content_ref.size)
-        size = events.record_bytes(event, key)
+                size = events.record_bytes(event, key)
         if size > limit:
             # Permanent: fetching the package again would build the same event.
             return GatewayError("inbound.event_too_large",
                                 f"the arrived event would take {size} bytes, more than "
                                 f"[inbound] max_event_bytes ({limit}), even with its Content "
                                 "in the store")
-        await ctx.publish_retrying(lambda: ctx.publish_event(topic, event, key=key))
+        # The event, the audit record and (the first time) the signing sender are produced
+        # together and awaited once: the caller marks the message done only after all of them.
+        # Should the event not be acknowledged, the message stays unmarked and comes back with
+        # the same event id; its audit then shows "published" once per attempt.
+        writes = [ctx.publish_retrying(lambda: ctx.publish_event(topic, event, key=key)),
+                  ctx.audit_record(flow=flow, step="published", outcome="ok",
+                                   agency=item.to_code, axis_doc_id=item.doc_id,
+                                   event_id=event_id, document_id=events.document_id_of(result),
+                                   package_sha256=result["sha256"],
+                                   signature=result["signature"]["status"],
+                                   attachment_signatures=pdfcheck.audit_text(result))]
         learned = admission.learned_signer(result)
         if learned is not None and not self.senders.signs(learned, result["kind"]):
             serial = ((result["signature"].get("signer") or {}).get("serial"))
-            if await ctx.publish_retrying(lambda: self.senders.learn(
-                    learned, result["kind"], axis_doc_id=item.doc_id, signer_serial=serial)):
-                bound.info("inbound.sender_signs", sender=learned)
-        await ctx.audit_record(flow=flow, step="published", outcome="ok", agency=item.to_code,
-                               axis_doc_id=item.doc_id, event_id=event_id,
-                               document_id=events.document_id_of(result),
-                               package_sha256=result["sha256"],
-                               signature=result["signature"]["status"],
-                               attachment_signatures=pdfcheck.audit_text(result))
+            writes.append(ctx.publish_retrying(lambda: self.senders.learn(
+                learned, result["kind"], axis_doc_id=item.doc_id, signer_serial=serial)))
+        done = await asyncio.gather(*writes)
+        if learned is not None and len(done) > 2 and done[2]:
+            bound.info("inbound.sender_signs", sender=learned)
         ctx.metrics.message(flow, "ok", None, agency=item.to_code)
         if result["kind"] == "status":
             ref = result["package"]["message_header"].get("response_for", {})

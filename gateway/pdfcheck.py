@@ -1,6 +1,7 @@
 """Signed PDF attachments in the pipelines: the report, the issuer rule and Điều 3.6.
 
-    inbound:  read + verify → attachment_report (worker pool) → issuer rule → publish / quarantine
+    inbound:  read + verify and the PDF reports (one worker trip, work.receive) → issuer rule
+              → publish / quarantine
     outbound: materialise attachments → outbound_check (worker pool) → build + sign, or refuse
     inspect:  the same report for one package on disk
 
@@ -74,26 +75,54 @@ async def _reports(ctx: Any, paths: list[str]) -> list[dict[str, Any]]:
 # -- inbound ---------------------------------------------------------------------------------
 
 
+def inbound_pdfs(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The attachments of a read document whose PDF signatures are reported: written by the
+    reader without an error, and a PDF by name or type; none for a status package or a
+    package the reader refused."""
+    if "error" in result or result.get("kind") != "edoc":
+        return []
+    return [a for a in _usable(result)
+            if _looks_pdf(a["attachment_name"], a.get("detected_type") or a.get("declared_type"))]
+
+
+def _usable(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [a for a in result["attachments"] if not a.get("error") and a.get("path")]
+
+
 async def with_inbound_report(ctx: Any, result: dict[str, Any]) -> dict[str, Any]:
-    """`result` (from work.read_and_verify) plus `attachment_signatures` for a document."""
+    """`result` (from work.read_and_verify) plus `attachment_signatures` for a document.
+
+    The reports are those the worker made in the same trip (`work.receive`), or else are made
+    now in the pool."""
     if "error" in result or result.get("kind") != "edoc":
         return result
+    reports = result.get("pdf_reports")
+    if reports is None:
+        reports = await _reports(ctx, [a["path"] for a in inbound_pdfs(result)])
+    return inbound_report(ctx.config, result, reports)
+
+
+def inbound_report(config: Any, result: Mapping[str, Any],
+                   reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`result` plus `attachment_signatures`, given one report per `inbound_pdfs(result)`."""
     header = result["package"]["message_header"]
     sender = (header.get("from") or {}).get("organ_id")
     described = {a.get("content_id"): a.get("description")
                  for a in result["package"].get("attachments", ())}
-    usable = [a for a in result["attachments"] if not a.get("error") and a.get("path")]
-    pdfs = [a for a in usable if _looks_pdf(a["attachment_name"], a.get("detected_type") or a.get("declared_type"))]
-    reports = dict(zip((id(a) for a in pdfs), await _reports(ctx, [a["path"] for a in pdfs]), strict=True))
+    usable = _usable(result)
+    pdfs = inbound_pdfs(result)
+    by_id = dict(zip((id(a) for a in pdfs), reports, strict=True))
     entries = [_entry(a["content_id"], a["attachment_name"], split_role(described.get(a["content_id"]))[0],
-                      reports.get(id(a))) for a in usable]
+                      by_id.get(id(a))) for a in usable]
     types = [a.get("detected_type") or a.get("declared_type") for a in usable]
-    policy = ctx.config.attachments.issuer_policy_for(sender) if sender else "off"
+    policy = config.attachments.issuer_policy_for(sender) if sender else "off"
     summary = summarise(entries, types, sender=sender, issuer_policy=policy)
     issuer = summary.get("issuer")
     if issuer is not None and not issuer["ok"]:
         log.info("inbound.attachment_unsigned", sender=sender, policy=policy, error=issuer["message"])
-    return {**result, "attachment_signatures": summary}
+    out = {k: v for k, v in result.items() if k != "pdf_reports"}
+    out["attachment_signatures"] = summary
+    return out
 
 
 def inbound_refusal(result: Mapping[str, Any]) -> GatewayError | None:

@@ -225,6 +225,11 @@ def read_and_verify_bounded(path: str, attachments_dir: str) -> dict[str, Any]:
                                      "may use ([gateway] worker_memory_bytes)"}}
 
 _PDF_TRUST: Any = None
+PDF_IN_MEMORY_BYTES = 8 * 1024 * 1024
+"""A PDF up to this size is analysed from its bytes in memory: pyHanko reads a file a byte at
+a time in places (the end-of-file search, the tokenizer), which costs several times more
+through a buffered file than from a bytes buffer. The verdict is the same (the same bytes); a
+larger file is analysed from its path, so the worker's memory stays bounded."""
 
 
 def pdf_reports(paths: list[str], max_bytes: int) -> list[dict[str, Any]]:
@@ -240,7 +245,35 @@ def pdf_reports(paths: list[str], max_bytes: int) -> list[dict[str, Any]]:
         except (OSError, ValueError):  # the package trust store reports the same files itself
             _PDF_TRUST = PdfTrust()
     limits = PdfLimits(max_bytes=max_bytes)
-    return [analyse_pdf(path, _PDF_TRUST, limits=limits).as_dict() for path in paths]
+    return [analyse_pdf(_small_file(path) or path, _PDF_TRUST, limits=limits).as_dict()
+            for path in paths]
+
+
+def _small_file(path: str) -> bytes | None:
+    """The file's bytes when it is at most PDF_IN_MEMORY_BYTES long, else None (also when it
+    cannot be read: the analysis of the path then reports that itself)."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > PDF_IN_MEMORY_BYTES:
+                return None
+            data = f.read(PDF_IN_MEMORY_BYTES + 1)
+    except OSError:
+        return None
+    return data if len(data) <= PDF_IN_MEMORY_BYTES else None
+
+
+def receive(path: str, attachments_dir: str, max_pdf_bytes: int) -> dict[str, Any]:
+    """What the inbound pipeline needs of a received package, in one trip to a worker:
+    `read_and_verify_bounded`, and for a document the signature reports of its PDF
+    attachments (`pdf_reports`, one per `gateway.pdfcheck.inbound_pdfs` entry, in that order,
+    as `result["pdf_reports"]`), made from the files the reader has just written."""
+    from gateway.pdfcheck import inbound_pdfs
+
+    result = read_and_verify_bounded(path, attachments_dir)
+    pdfs = inbound_pdfs(result)
+    if pdfs:
+        result["pdf_reports"] = pdf_reports([a["path"] for a in pdfs], max_pdf_bytes)
+    return result
 
 
 def _empty_trust() -> Any:
