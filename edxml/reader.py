@@ -362,6 +362,18 @@ def _fields(cls: type) -> tuple[tuple[tuple[str, Any], ...], frozenset[str]]:
     return known
 
 
+# Enum members bound once: in Python 3.11 `Kind.TEXT` costs a lookup through the enum's
+# metaclass (about 70 ns), and the builder asks it for every field of every package.
+_BOOL = Kind.BOOL
+_DATE = Kind.DATE
+_INT = Kind.INT
+_LIST = Kind.LIST
+_NODE = Kind.NODE
+_REPEAT = Kind.REPEAT
+_STATUS = Kind.STATUS
+_TEXT = Kind.TEXT
+
+
 class _Builder:
     def __init__(self) -> None:
         self.warnings: list[Warning] = []
@@ -371,12 +383,12 @@ class _Builder:
             self.warnings.append(Warning(code, message, where))
 
     def value(self, kind: Kind, raw: str, where: str, required: bool) -> Any:
-        if kind is Kind.TEXT:
+        if kind is _TEXT:
             return text.normalize_text(raw, where)
         stripped = raw.strip()
         if not stripped:
             return None
-        if kind is Kind.STATUS:
+        if kind is _STATUS:
             try:
                 return StatusCode(stripped)
             except ValueError:
@@ -384,15 +396,15 @@ class _Builder:
                                  f"StatusCode {stripped[:20]!r} is not one of 01-06, 13, 15, 16",
                                  where=where) from None
         try:
-            if kind is Kind.INT:
+            if kind is _INT:
                 try:
                     return int(stripped)
                 except ValueError:
                     raise EdxmlError("edxml.value.int", f"{stripped[:40]!r} is not an integer") \
                         from None
-            if kind is Kind.BOOL:
+            if kind is _BOOL:
                 return values.parse_bool(stripped)
-            parse = values.parse_date_lenient if kind is Kind.DATE else \
+            parse = values.parse_date_lenient if kind is _DATE else \
                 values.parse_timestamp_lenient
             parsed = parse(stripped)
             if parsed.warning:
@@ -416,7 +428,7 @@ class _Builder:
             if not found:
                 continue
             path = f"{where}/{xf.name}"
-            if xf.kind is Kind.REPEAT:
+            if xf.kind is _REPEAT:
                 kwargs[attr] = tuple(self.node(xf.node, n, f"{path}[{i}]")  # type: ignore[arg-type]
                                      for i, n in enumerate(found, 1))
                 continue
@@ -425,15 +437,15 @@ class _Builder:
                                  f"{xf.name} appears {len(found)} times where it may appear once: "
                                  "the package can be read two ways", where=path)
             child = found[0]
-            if xf.kind is Kind.NODE:
+            if xf.kind is _NODE:
                 kwargs[attr] = self.node(xf.node, child, path)  # type: ignore[arg-type]
-            elif xf.kind is Kind.LIST:
+            elif xf.kind is _LIST:
                 items = child.find_all(xf.item)  # type: ignore[arg-type]
-                if xf.item_kind is Kind.NODE:
+                if xf.item_kind is _NODE:
                     kwargs[attr] = tuple(self.node(xf.node, n, f"{path}/{xf.item}[{i}]")  # type: ignore[arg-type]
                                          for i, n in enumerate(items, 1))
                 else:
-                    texts = [self.value(Kind.TEXT, n.text, f"{path}/{xf.item}[{i}]", False)
+                    texts = [self.value(_TEXT, n.text, f"{path}/{xf.item}[{i}]", False)
                              for i, n in enumerate(items, 1)]
                     if xf.item == "OrganId":
                         texts = [self.organ_id(t, f"{path}/{xf.item}[{i}]")

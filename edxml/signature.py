@@ -674,6 +674,13 @@ class CapturedSignature:
     def element(self) -> Any:
         return etree.fromstring(self.xml, _lxml_parser())
 
+    @cached_property
+    def whole_reference(self) -> tuple[Any, bool | None] | None:
+        """The single ``Reference URI=""`` of SignedInfo and its transform form
+        (:func:`_transform_form`), or None: asked while reading and again when verifying."""
+        ref = _whole_document_reference(self.element)
+        return None if ref is None else (ref, _transform_form(ref))
+
 
 
 @dataclass(frozen=True)
@@ -877,11 +884,11 @@ class DocumentDigester:
         needed = None
         if not captured.too_large:
             try:
-                ref = None if _placeholder_reason(captured) is not None else _whole_document_reference(captured.element)
-                if ref is not None:
+                whole = None if _placeholder_reason(captured) is not None else captured.whole_reference
+                if whole is not None:
+                    ref, form = whole
                     method = ref.find(_DS + "DigestMethod")
                     alg = method.get("Algorithm") if method is not None else None
-                    form = _transform_form(ref)
                     if alg in _DIGEST_METHODS and form is not None:
                         needed = (alg, form)
             except etree.XMLSyntaxError:
@@ -1043,11 +1050,11 @@ def verify_signature(result: DigestResult, trust: TrustStore, policy: Verificati
     if not any(isinstance(c.tag, str) for c in captured.element):
         return _invalid("edxml.signature.malformed",
                         "an empty XMLDSig Signature: a signature that signs nothing is not a placeholder")
-    return _verify_xmldsig(captured.element, result, trust, policy, now)
+    return _verify_xmldsig(captured.element, result, trust, policy, now, captured)
 
 
 def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: VerificationPolicy,
-                    now: datetime) -> SignatureVerdict:
+                    now: datetime, captured: CapturedSignature | None = None) -> SignatureVerdict:
     if sig.find(_DS + "Object") is not None or sig.find(".//" + _DS + "Object") is not None:
         return _invalid("edxml.signature.wrapping", "the Signature carries an Object element")
     if sig.find(".//" + _DS + "RetrievalMethod") is not None:
@@ -1086,7 +1093,9 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
         return _invalid("edxml.signature.unsupported_algorithm", f"signature method {sig_method!r}", **info)
     if digest_method not in _DIGEST_METHODS:
         return _invalid("edxml.signature.unsupported_algorithm", f"digest method {digest_method!r}", **info)
-    form = _transform_form(ref)
+    # the same Reference the digester chose its digest by (SignedInfo is the first child)
+    known = captured.whole_reference if captured is not None else None
+    form = known[1] if known is not None and known[0] is ref else _transform_form(ref)
     if form is None or (form is False and not policy.accept_unfiltered):
         algs = [t.get("Algorithm") for t in ref.iterfind(f"{_DS}Transforms/{_DS}Transform")]
         return _invalid("edxml.signature.unsupported_transform", f"transforms {algs}", **info)
