@@ -273,22 +273,26 @@ class _Handler:
                 self.sink.element_inside()
             self.stack.append(None)
             return
-        if uri != NS and local in _KNOWN_ELEMENTS:
-            # A name of the standard in another namespace where the standard's elements stand:
-            # whichever one a reader takes, another reader may take the other.
-            raise EdxmlError("edxml.ambiguous",
-                             f"{local} in namespace {uri or '(none)'!r} beside the edXML "
-                             "namespace: the package can be read two ways",
-                             where=f"{parent.local}/{local}")
-        if uri != NS or local not in _KNOWN_ELEMENTS:
+        known = local in _KNOWN_ELEMENTS
+        if uri != NS:
+            if known:
+                # A name of the standard in another namespace where the standard's elements
+                # stand: whichever one a reader takes, another reader may take the other.
+                raise EdxmlError("edxml.ambiguous",
+                                 f"{local} in namespace {uri or '(none)'!r} beside the edXML "
+                                 "namespace: the package can be read two ways",
+                                 where=f"{parent.local}/{local}")
             # Nothing the model reads: walk it without keeping it (a flood of unknown elements
             # costs no memory). Signatures are the digester's business.
-            if uri == NS and local not in ("Signature", "DigitalSignature") \
-                    and len(self.unknown) < 50:
+            self.stack.append(None)
+            return
+        if not known:
+            if local not in ("Signature", "DigitalSignature") and len(self.unknown) < 50:
                 self.unknown.append(f"{parent.local}/{local}")
             self.stack.append(None)
             return
-        if (parent.local, local) in _SINGLE_BLOCKS and parent.find_all(local):
+        singles = _SINGLE_BLOCKS_IN.get(parent.local)
+        if singles is not None and local in singles and parent.find_all(local):
             raise EdxmlError("edxml.ambiguous",
                              f"{parent.local} holds two {local} elements: the package can be "
                              "read two ways", where=f"{parent.local}/{local}")
@@ -324,17 +328,20 @@ class _Handler:
             self.current_attachment = None
 
     def text(self, data: str) -> None:
-        if self.sink is not None and self.stack and self.stack[-1] is not None \
-                and self.stack[-1].local == "ContentTransferEncoded":
-            self.sink.feed(data)
+        stack = self.stack
+        if not stack:
             return
-        if not self.stack or self.stack[-1] is None:
+        top = stack[-1]
+        if top is None:
+            return
+        if self.sink is not None and top.local == "ContentTransferEncoded":
+            self.sink.feed(data)
             return
         self.header_bytes += len(data)
         if self.header_bytes > self.limits.max_header_bytes:
             raise EdxmlError("edxml.structure.too_large",
                              f"more than {self.limits.max_header_bytes} bytes of header text")
-        self.stack[-1].parts.append(data)
+        top.parts.append(data)
 
     def pi(self, target: str, data: str) -> None:
         pass
@@ -346,6 +353,8 @@ _SINGLE_BLOCKS = frozenset({("edXML", "edXMLEnvelope"), ("edXML", "AttachmentEnc
                             ("edXMLEnvelope", "edXMLHeader"), ("edXMLEnvelope", "edXMLBody"),
                             ("edXMLHeader", "MessageHeader"), ("edXMLHeader", "TraceHeaderList"),
                             ("edXMLBody", "edXMLManifest")})
+_SINGLE_BLOCKS_IN: dict[str, frozenset[str]] = {
+    parent: frozenset(child for p, child in _SINGLE_BLOCKS if p == parent) for parent, _ in _SINGLE_BLOCKS}
 
 
 # --- tree → model -----------------------------------------------------------------------------

@@ -859,7 +859,8 @@ class DocumentDigester:
             return
         if self._c14n is not None:
             self._c14n.end(uri, local, prefix, byte_offset)
-        if len(path) == 2 and (uri, local) == _HEADER and path[1] == _ENVELOPE and not self._selected:
+        if len(path) == 2 and local == "edXMLHeader" and uri == EDXML_NS and path[1] == _ENVELOPE \
+                and not self._selected:
             self._stop_hashing()  # the header held no real signature: nothing will need a digest
 
     def _capture_text(self, data: str) -> None:
