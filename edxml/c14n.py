@@ -74,7 +74,7 @@ _TAGS_MAX = 4096
 def _tags(prefix: str, local: str) -> tuple[str, tuple[str, None, bool]]:
     qname = f"{prefix}:{local}" if prefix else local
     tags = (f"<{qname}>", (f"</{qname}>", None, False))
-    if len(_TAGS) < _TAGS_MAX:
+    if len(_TAGS) < _TAGS_MAX and len(qname) <= 64:  # the standard's names, not a hostile flood
         _TAGS[(prefix, local)] = tags
     return tags
 
