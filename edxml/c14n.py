@@ -66,6 +66,19 @@ def _attr_key(a: tuple[str, str, str, str]) -> tuple[str, str]:
     return a[0], a[1]
 
 
+_TAGS: dict[tuple[str, str], tuple[str, tuple[str, None, bool]]] = {}
+"""(prefix, local) -> start tag and stack entry of an element without attributes or declarations."""
+_TAGS_MAX = 4096
+
+
+def _tags(prefix: str, local: str) -> tuple[str, tuple[str, None, bool]]:
+    qname = f"{prefix}:{local}" if prefix else local
+    tags = (f"<{qname}>", (f"</{qname}>", None, False))
+    if len(_TAGS) < _TAGS_MAX and len(qname) <= 64:  # the standard's names, not a hostile flood
+        _TAGS[(prefix, local)] = tags
+    return tags
+
+
 class ExcC14N:
     """A SafeParser handler that writes the exclusive canonical form of what it receives.
 
@@ -107,6 +120,16 @@ class ExcC14N:
 
     def start(self, uri: str, local: str, prefix: str, attrs: list[tuple[str, str, str, str]],
               byte_offset: int = -1) -> None:
+        # Most elements of a package: no attribute, no declaration to render, outside the
+        # TraceHeaders. Their tags depend on the name alone and are made once.
+        if (not attrs and not self._trace_depth and not self._filtered and prefix != "xml"
+                and self._rendered.get(prefix, "" if not prefix else None) == uri
+                and not (uri == EDXML_NS and (local == "TraceHeader" or local == "TraceHeaderList"))):
+            tags = _TAGS.get((prefix, local)) or _tags(prefix, local)
+            self._buf.append(tags[0])
+            self._size += len(tags[0])
+            self._stack.append(tags[1])
+            return
         is_list = False
         entering = False
         if uri == EDXML_NS:

@@ -75,6 +75,12 @@ _SIGNATURE_NAMES = ("Signature", "DigitalSignature")
 _DSIG_STRUCTURE = frozenset({"SignedInfo", "SignatureValue", "X509Certificate"})
 """Local names that make an element a signature whatever its namespace or its parent's name."""
 _DS = "{%s}" % DSIG_NS
+_WATCHED = frozenset({"Signature"}) | _DSIG_STRUCTURE
+"""Local names the digester notes outside the header signature (misplaced or disguised)."""
+
+
+def _ignore(*_args: object) -> None:
+    pass
 
 _PARSERS = threading.local()  # lxml parsers serialize callers on a lock: one per thread
 
@@ -668,6 +674,13 @@ class CapturedSignature:
     def element(self) -> Any:
         return etree.fromstring(self.xml, _lxml_parser())
 
+    @cached_property
+    def whole_reference(self) -> tuple[Any, bool | None] | None:
+        """The single ``Reference URI=""`` of SignedInfo and its transform form
+        (:func:`_transform_form`), or None: asked while reading and again when verifying."""
+        ref = _whole_document_reference(self.element)
+        return None if ref is None else (ref, _transform_form(ref))
+
 
 
 @dataclass(frozen=True)
@@ -741,6 +754,8 @@ class DocumentDigester:
     XMLDSig Signature elsewhere.
     """
 
+    switches_text = True  # see _route
+
     def __init__(self, *, max_signature_bytes: int = 512 * 1024) -> None:
         self._max_capture = max_signature_bytes
         self._hashers: dict[tuple[str, bool], Any] = {
@@ -759,6 +774,17 @@ class DocumentDigester:
         self._disguised: list[str] = []
         self._selected = False
         self._capture_digested = False  # the captured element is not the one being verified
+        self._route()
+
+    def _route(self) -> None:
+        """Point ``text`` and ``pi`` at whoever needs them now: the parser calls them for every
+        text run, so outside a captured signature they go straight to the c14n (or nowhere)."""
+        if self._capture is not None:
+            self.text, self.pi = self._capture_text, self._capture_pi
+        elif self._c14n is not None:
+            self.text, self.pi = self._c14n.text, self._c14n.pi
+        else:
+            self.text, self.pi = _ignore, _ignore
 
     def _sink(self, data: bytes, filtered: bool) -> None:
         for update, filt in self._targets:
@@ -796,13 +822,15 @@ class DocumentDigester:
             self._capture_digested = not (uri == DSIG_NS and local == "Signature")
             if self._capture_digested and self._c14n is not None:
                 self._c14n.start(uri, local, prefix, attrs, byte_offset)
+            self._route()
         else:
-            if uri == DSIG_NS and local == "Signature":
-                where = "/".join(lc for _u, lc in path) + "/" + local
-                self._misplaced.append(f"{where} (byte {byte_offset})")
-            elif local in _DSIG_STRUCTURE and len(self._disguised) < 10:
-                where = "/".join(lc for _u, lc in path) + "/" + local
-                self._disguised.append(f"{where} (byte {byte_offset})")
+            if local in _WATCHED:
+                if uri == DSIG_NS and local == "Signature":
+                    where = "/".join(lc for _u, lc in path) + "/" + local
+                    self._misplaced.append(f"{where} (byte {byte_offset})")
+                elif local in _DSIG_STRUCTURE and len(self._disguised) < 10:
+                    where = "/".join(lc for _u, lc in path) + "/" + local
+                    self._disguised.append(f"{where} (byte {byte_offset})")
             if self._c14n is not None:
                 self._c14n.start(uri, local, prefix, attrs, byte_offset)
         path.append((uri, local))
@@ -827,32 +855,29 @@ class DocumentDigester:
                 self._signatures.append(captured)
                 if captured.is_xmldsig and not self._selected:
                     self._select(captured)
+                self._route()
             return
         if self._c14n is not None:
             self._c14n.end(uri, local, prefix, byte_offset)
-        if len(path) == 2 and (uri, local) == _HEADER and path[1] == _ENVELOPE and not self._selected:
+        if len(path) == 2 and local == "edXMLHeader" and uri == EDXML_NS and path[1] == _ENVELOPE \
+                and not self._selected:
             self._stop_hashing()  # the header held no real signature: nothing will need a digest
 
-    def text(self, data: str) -> None:
-        if self._capture is not None:
-            self._capture.text(data)
-            if self._capture_digested and self._c14n is not None:
-                self._c14n.text(data)
-        elif self._c14n is not None:
+    def _capture_text(self, data: str) -> None:
+        self._capture.text(data)  # type: ignore[union-attr]
+        if self._capture_digested and self._c14n is not None:
             self._c14n.text(data)
 
-    def pi(self, target: str, data: str) -> None:
-        if self._capture is not None:
-            self._capture.pi(target, data)
-            if self._capture_digested and self._c14n is not None:
-                self._c14n.pi(target, data)
-        elif self._c14n is not None:
+    def _capture_pi(self, target: str, data: str) -> None:
+        self._capture.pi(target, data)  # type: ignore[union-attr]
+        if self._capture_digested and self._c14n is not None:
             self._c14n.pi(target, data)
 
     def _stop_hashing(self) -> None:
         self._c14n = None
         self._hashers = {}
         self._targets = []
+        self._route()
 
     def _select(self, captured: CapturedSignature) -> None:
         """Keep only the digest this signature needs (none if it cannot be a real signature)."""
@@ -860,11 +885,11 @@ class DocumentDigester:
         needed = None
         if not captured.too_large:
             try:
-                ref = None if _placeholder_reason(captured) is not None else _whole_document_reference(captured.element)
-                if ref is not None:
+                whole = None if _placeholder_reason(captured) is not None else captured.whole_reference
+                if whole is not None:
+                    ref, form = whole
                     method = ref.find(_DS + "DigestMethod")
                     alg = method.get("Algorithm") if method is not None else None
-                    form = _transform_form(ref)
                     if alg in _DIGEST_METHODS and form is not None:
                         needed = (alg, form)
             except etree.XMLSyntaxError:
@@ -1026,11 +1051,11 @@ def verify_signature(result: DigestResult, trust: TrustStore, policy: Verificati
     if not any(isinstance(c.tag, str) for c in captured.element):
         return _invalid("edxml.signature.malformed",
                         "an empty XMLDSig Signature: a signature that signs nothing is not a placeholder")
-    return _verify_xmldsig(captured.element, result, trust, policy, now)
+    return _verify_xmldsig(captured.element, result, trust, policy, now, captured)
 
 
 def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: VerificationPolicy,
-                    now: datetime) -> SignatureVerdict:
+                    now: datetime, captured: CapturedSignature | None = None) -> SignatureVerdict:
     if sig.find(_DS + "Object") is not None or sig.find(".//" + _DS + "Object") is not None:
         return _invalid("edxml.signature.wrapping", "the Signature carries an Object element")
     if sig.find(".//" + _DS + "RetrievalMethod") is not None:
@@ -1069,7 +1094,9 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
         return _invalid("edxml.signature.unsupported_algorithm", f"signature method {sig_method!r}", **info)
     if digest_method not in _DIGEST_METHODS:
         return _invalid("edxml.signature.unsupported_algorithm", f"digest method {digest_method!r}", **info)
-    form = _transform_form(ref)
+    # the same Reference the digester chose its digest by (SignedInfo is the first child)
+    known = captured.whole_reference if captured is not None else None
+    form = known[1] if known is not None and known[0] is ref else _transform_form(ref)
     if form is None or (form is False and not policy.accept_unfiltered):
         algs = [t.get("Algorithm") for t in ref.iterfind(f"{_DS}Transforms/{_DS}Transform")]
         return _invalid("edxml.signature.unsupported_transform", f"transforms {algs}", **info)

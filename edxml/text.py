@@ -385,13 +385,40 @@ def detect_legacy_encoding(text: str) -> LegacyGuess | None:
         return None
     # Legacy text is damaged uniformly, so the first few thousand words decide for a long one.
     tokens = [t for t in _tokens(text[:_MAX_SCAN]) if _counts(t)]
-    if not tokens or all(t.isascii() for t in tokens):
+    # A guess needs at least one hit, a word that reads as Vietnamese only once decoded. Most
+    # text has none and needs no syllable analysis (this keeps the writer and reader fast).
+    if not any(map(_may_be_hit, tokens)):
         return None
-    # Only a word made entirely of bytes a Latin-1/cp1252 decoder can produce, one of them
-    # non-ASCII, can be legacy text; Unicode Vietnamese words (ế, ư, đ …) cannot. Most text
-    # has no such word and needs no syllable analysis (this keeps the writer fast).
-    if not any(not t.isascii() and all(_to_byte(c) is not None for c in t) for t in tokens):
-        return None
+    return _guess(tokens)
+
+
+def _may_be_hit(token: str) -> bool:
+    """Whether `token` is a hit of `_guess` for TCVN3 or VNI: not a syllable as given, one once
+    decoded. Remembered for short words (every syllable is short; the table stays bounded)."""
+    if token.isascii():
+        return False  # decodes to itself, never a hit
+    if len(token) <= 16:
+        return _may_be_hit_cached(token)
+    return _may_be_hit_uncached(token)
+
+
+def _may_be_hit_uncached(token: str) -> bool:
+    # Only a word made entirely of bytes a Latin-1/cp1252 decoder can produce can be legacy
+    # text; Unicode Vietnamese words (ế, ư, đ …) cannot.
+    if not all(_to_byte(c) is not None for c in token) or is_vietnamese_syllable(token):
+        return False
+    for encoding in ("tcvn3", "vni"):
+        decoded = decode_legacy(token, encoding)  # type: ignore[arg-type]
+        if decoded is not None and decoded != token and is_vietnamese_syllable(decoded):
+            return True
+    return False
+
+
+_may_be_hit_cached = functools.lru_cache(maxsize=1 << 16)(_may_be_hit_uncached)
+
+
+def _guess(tokens: list[str]) -> LegacyGuess | None:
+    """The syllable analysis of `detect_legacy_encoding` over its counted tokens."""
     best: tuple[tuple[int, int, float], LegacyGuess] | None = None
     for encoding in ("tcvn3", "vni"):
         strong, weak, counted, vietnamese, sample = 0, 0, 0, 0, None
@@ -451,6 +478,14 @@ _BIDI_RE = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 def inspect_text(value: str, field: str) -> tuple[TextIssue, ...]:
     """Every problem in `value`, without raising: for readers that accept and warn."""
+    if value.isascii():
+        # No surrogate, legacy byte or bidi control is ASCII: only a control character can be
+        # wrong (the writer and the reader call this for every text field).
+        if m := _CONTROL_RE.search(value):
+            return (TextIssue("edxml.text.control", field,
+                              f"{field}: control character U+{ord(m.group()):04X} at offset {m.start()}",
+                              m.start()),)
+        return ()
     issues: list[TextIssue] = []
     if m := _SURROGATE_RE.search(value):
         issues.append(TextIssue("edxml.text.encoding", field,
@@ -488,4 +523,6 @@ def normalize_text(value: str, field: str, *, strict: bool = True) -> str:
         if issue.reason == "edxml.text.bidi" and not strict:
             continue
         raise EdxmlError(issue.reason, issue.message, where=field)
+    if value.isascii():
+        return value  # ASCII is its own NFC
     return unicodedata.normalize("NFC", value)

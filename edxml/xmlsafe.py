@@ -32,6 +32,10 @@ The handler is any object with these methods (called in document order)::
     pi(target: str, data: str) -> None
         A processing instruction (the XML declaration is not one).
 
+A handler whose ``text`` and ``pi`` attributes change with its state says so with a true
+``switches_text`` attribute: the parser then looks them up at each event instead of once (it
+always does for the handlers of a two-handler ``FanOut``).
+
 and optionally::
 
     start_ns(prefix: str, uri: str) -> None
@@ -146,8 +150,6 @@ class SafeParser:
     def __init__(self, handler: Any, limits: Limits = Limits()) -> None:
         self.limits = limits
         self._handler = handler
-        self._depth = 0
-        self._elements = 0
         self._fed = 0
         self._head = b""  # first bytes, for the byte-order check
         self._checked_head = False
@@ -155,8 +157,6 @@ class SafeParser:
         self._chunk_base = 0
         self._failed = False
         self._finished = False
-        self._ns_element = 0  # declarations of the element whose start comes next
-        self._ns_total = 0
 
         p = expat.ParserCreate(encoding="UTF-8", namespace_separator=_SEP)
         p.namespace_prefixes = True
@@ -169,36 +169,98 @@ class SafeParser:
         p.UnparsedEntityDeclHandler = self._on_entity_decl
         p.ExternalEntityRefHandler = self._on_external_entity
         p.XmlDeclHandler = self._on_xml_decl
-        p.StartElementHandler = self._on_start
-        p.EndElementHandler = self._on_end
-        if isinstance(handler, FanOut) and len(handler.handlers) == 2:
-            # The reader and the signature digester: called directly, without FanOut's loop
-            # (a package's every element and text run goes through here).
+        self._parser = p
+        self._install(handler, limits)
+
+    def _install(self, handler: Any, limits: Limits) -> None:
+        """Bind the element, text and namespace events to ``handler``.
+
+        Every element and text run of a package passes through here, so the limits are counted
+        in closure variables and the handler's methods are called directly (for the reader and
+        the signature digester side by side, without FanOut's loop)."""
+        p = self._parser
+        fail = self._fail
+        names = _NAMES
+        max_depth, max_elements = limits.max_depth, limits.max_elements
+        max_attribute_items = 2 * limits.max_attributes
+        max_ns, max_ns_total = limits.max_namespace_declarations, limits.max_namespace_declarations_total
+        depth = elements = 0
+        ns_element = 0  # declarations of the element whose start comes next
+        ns_total = 0
+
+        pair = isinstance(handler, FanOut) and len(handler.handlers) == 2
+        if pair:
             first, second = handler.handlers
-            text1, text2 = first.text, second.text
+            # Looked up at each event, not bound once: a handler may switch its own ``text``
+            # as its state changes (the signature digester does).
 
             def text(data: str) -> None:
-                text1(data)
-                text2(data)
+                first.text(data)
+                second.text(data)
 
             p.CharacterDataHandler = text
-            starts, ends = (first.start, second.start), (first.end, second.end)
+            p.ProcessingInstructionHandler = handler.pi
+            start1, start2, end1, end2 = first.start, second.start, first.end, second.end
         else:
-            p.CharacterDataHandler = handler.text
-            starts, ends = (handler.start,), (handler.end,)
-        p.ProcessingInstructionHandler = handler.pi
+            if getattr(handler, "switches_text", False):
+                p.CharacterDataHandler = lambda data: handler.text(data)
+                p.ProcessingInstructionHandler = lambda target, data: handler.pi(target, data)
+            else:
+                p.CharacterDataHandler = handler.text
+                p.ProcessingInstructionHandler = handler.pi
+            start1, end1 = handler.start, handler.end
+
+        def on_start(name: str, attrs: list[str]) -> None:
+            nonlocal depth, elements, ns_element
+            ns_element = 0
+            depth += 1
+            elements += 1
+            if depth > max_depth:
+                fail("edxml.xml.too_deep", f"elements nested deeper than {max_depth}")
+            if elements > max_elements:
+                fail("edxml.xml.too_many_elements", f"more than {max_elements} elements")
+            uri, local, prefix = names.get(name) or _name(name)
+            out: list[tuple[str, str, str, str]] = []
+            if attrs:
+                if len(attrs) > max_attribute_items:
+                    fail("edxml.xml.too_many_attributes",
+                         f"more than {limits.max_attributes} attributes on one element")
+                for i in range(0, len(attrs), 2):
+                    a = attrs[i]
+                    s = names.get(a) or _name(a)
+                    out.append((s[0], s[1], s[2], attrs[i + 1]))
+            offset = p.CurrentByteIndex
+            start1(uri, local, prefix, out, offset)
+            if pair:
+                start2(uri, local, prefix, out, offset)
+
+        def on_end(name: str) -> None:
+            nonlocal depth
+            depth -= 1
+            uri, local, prefix = names.get(name) or _name(name)
+            offset = p.CurrentByteIndex
+            end1(uri, local, prefix, offset)
+            if pair:
+                end2(uri, local, prefix, offset)
+
         # Declarations are counted whoever listens: 990 000 of them in 23 MB once cost 659 MiB.
         start_ns = getattr(handler, "start_ns", None)
 
         def on_ns(prefix: str | None, uri: str | None) -> None:
-            self._count_namespace()
+            nonlocal ns_element, ns_total
+            ns_element += 1
+            ns_total += 1
+            if ns_element > max_ns:
+                fail("edxml.xml.too_many_namespaces",
+                     f"more than {max_ns} namespace declarations on one element")
+            if ns_total > max_ns_total:
+                fail("edxml.xml.too_many_namespaces", f"more than {max_ns_total} namespace declarations")
             if start_ns is not None:
                 start_ns(prefix or "", uri or "")
 
+        p.StartElementHandler = on_start
+        p.EndElementHandler = on_end
         p.StartNamespaceDeclHandler = on_ns
-        self._parser = p
-        self._starts = starts
-        self._ends = ends
 
     # -- public ---------------------------------------------------------------------------
 
@@ -329,49 +391,6 @@ class SafeParser:
     def _on_xml_decl(self, version: str | None, encoding: str | None, standalone: int) -> None:
         if encoding is not None and encoding.lower() not in _UTF8_NAMES:
             self._fail("edxml.xml.encoding", f"declared encoding {encoding!r}; packages must be UTF-8")
-
-    def _count_namespace(self) -> None:
-        self._ns_element += 1
-        self._ns_total += 1
-        limits = self.limits
-        if self._ns_element > limits.max_namespace_declarations:
-            self._fail("edxml.xml.too_many_namespaces",
-                       f"more than {limits.max_namespace_declarations} namespace declarations on one element")
-        if self._ns_total > limits.max_namespace_declarations_total:
-            self._fail("edxml.xml.too_many_namespaces",
-                       f"more than {limits.max_namespace_declarations_total} namespace declarations")
-
-    def _on_start(self, name: str, attrs: list[str]) -> None:
-        self._ns_element = 0
-        self._depth += 1
-        self._elements += 1
-        limits = self.limits
-        if self._depth > limits.max_depth:
-            self._fail("edxml.xml.too_deep", f"elements nested deeper than {limits.max_depth}")
-        if self._elements > limits.max_elements:
-            self._fail("edxml.xml.too_many_elements", f"more than {limits.max_elements} elements")
-        split = _NAMES.get(name) or _name(name)
-        if attrs:
-            if len(attrs) > 2 * limits.max_attributes:
-                self._fail("edxml.xml.too_many_attributes",
-                           f"more than {limits.max_attributes} attributes on one element")
-            out = []
-            for i in range(0, len(attrs), 2):
-                a = attrs[i]
-                s = _NAMES.get(a) or _name(a)
-                out.append((s[0], s[1], s[2], attrs[i + 1]))
-        else:
-            out = []
-        offset = self._parser.CurrentByteIndex
-        for start in self._starts:
-            start(split[0], split[1], split[2], out, offset)
-
-    def _on_end(self, name: str) -> None:
-        self._depth -= 1
-        split = _NAMES.get(name) or _name(name)
-        offset = self._parser.CurrentByteIndex
-        for end in self._ends:
-            end(split[0], split[1], split[2], offset)
 
 
 class FanOut:

@@ -365,3 +365,52 @@ def test_non_text_is_refused():
 def test_every_reason_raised_here_is_documented():
     assert set(REASONS) == {"edxml.text.legacy_encoding", "edxml.text.control", "edxml.text.bidi",
                             "edxml.text.encoding"}
+
+
+# --- The fast paths decide as the full analysis does -------------------------------------------
+
+def _full_analysis(text: str):
+    """What detect_legacy_encoding concluded before its per-word shortcut: the syllable analysis
+    of every counted word (text_module._guess), after the same cheap filters."""
+    import edxml.text as text_module
+
+    if text.isascii() or not text_module._LEGACY_CHAR_RE.search(text, 0, text_module._MAX_SCAN):
+        return None
+    tokens = [t for t in text_module._tokens(text[:text_module._MAX_SCAN]) if text_module._counts(t)]
+    if not tokens or all(t.isascii() for t in tokens):
+        return None
+    return text_module._guess(tokens)
+
+
+_LATIN = "".join(chr(c) for c in range(0xA0, 0x100)) + "ŒœŠšŸŽžƒˆ˜"
+_MIXED = st.text(st.sampled_from(_VIETNAMESE_LETTERS + _LATIN + "bcdghklmnpqrstvxABCNTU ,.-"), max_size=60)
+
+
+@pytest.mark.parametrize("text", VIETNAMESE + WESTERN
+                         + [mojibake(t, e, c) for t in VIETNAMESE for e, c in
+                            (("tcvn3", "cp1252"), ("tcvn3", "latin-1"), ("vni", "cp1252"))])
+def test_the_per_word_shortcut_concludes_as_the_full_analysis(text):
+    assert detect_legacy_encoding(text) == _full_analysis(text)
+
+
+@settings(max_examples=600)
+@given(st.one_of(_MIXED, vietnamese_texts(),
+                 vietnamese_texts().map(lambda t: mojibake(t, "tcvn3", "cp1252")),
+                 vietnamese_texts().map(lambda t: mojibake(t, "vni", "cp1252"))))
+def test_the_per_word_shortcut_concludes_as_the_full_analysis_on_generated_text(text):
+    assert detect_legacy_encoding(text) == _full_analysis(text)
+
+
+@given(st.text(st.characters(codec="ascii"), max_size=40), st.sampled_from(["Subject", "OrganName"]))
+def test_ascii_is_inspected_as_any_text(text, field):
+    # The ASCII shortcut of inspect_text finds what the general checks find (only controls can
+    # be wrong in ASCII), with the same messages.
+    import edxml.text as text_module
+
+    expected = []
+    if m := text_module._CONTROL_RE.search(text):
+        expected.append(("edxml.text.control", m.start()))
+    assert text_module._SURROGATE_RE.search(text) is None and text_module._BIDI_RE.search(text) is None
+    assert [(i.reason, i.position) for i in inspect_text(text, field)] == expected
+    # " ế" makes the text non-ASCII without any other issue (ế has no legacy byte)
+    assert inspect_text(text, field) == inspect_text(text + " ế", field)
