@@ -71,6 +71,7 @@ OPERATIONS = {
 #: `strict` the other way round: there GET is the only one).
 _ALSO_ACCEPTED = {"countReceiveEdoc": "GET", "countReceiveStatus": "GET"}
 _BODY_OPERATIONS = {"sendEdoc", "registerAgency"}
+_SWALLOW_BYTES = 64 * 1024
 
 #: The simulator's ErrorCodes (the real axis publishes no catalogue).
 ERROR_CODES = {
@@ -269,6 +270,11 @@ class AxisSimulator:
         request[_RECORD] = record
         self.recent.append(record)
         try:
+            if op not in _BODY_OPERATIONS and request.body_exists:
+                # A servlet container reads what is left of a small request body (Tomcat: up to
+                # maxSwallowSize) so the connection can serve the next request; the reference
+                # client's `{}` would otherwise cost a new connection per call.
+                await request.content.read(_SWALLOW_BYTES)
             response = await self._dispatch(request, op, record)
         except _Refusal as refusal:
             self.store.bump("rejected_total", refusal.reason)

@@ -194,3 +194,34 @@ async def test_given_hash_is_sent_as_is(tmp_path, sim, secrets_by_system):
         with pytest.raises(AxisError) as info:
             await tn.send_edoc(pkg, from_organ=TN_UBND, sha256="0" * 64)
     assert (info.value.reason, info.value.error_code) == ("axis.rejected", "6")
+
+
+async def test_the_receiving_calls_keep_one_connection(tmp_path, sim, secrets_by_system, tn):
+    # getEdoc and updateStatus carry the reference client's `{}` body (with Expect:
+    # 100-continue); the simulator reads it as a servlet container does, so each call does not
+    # cost a new TCP (on the real axis, TLS) connection.
+    import aiohttp
+
+    from .conftest import NA_SYSTEM
+
+    created = 0
+
+    async def on_create(*_args: object) -> None:
+        nonlocal created
+        created += 1
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(on_create)
+    for n in range(3):
+        pkg = write_edoc(tmp_path / f"out{n}.edxml", from_organ=TN_UBND, to_organs=[NA_UBND],
+                         document_id=document_id(TN_UBND, str(n + 1)))
+        await tn.send_edoc(pkg, from_organ=TN_UBND)
+    async with AxisClient(client_config(sim, NA_SYSTEM, secrets_by_system[NA_SYSTEM])) as na:
+        na._get_session()._trace_configs.append(trace)
+        trace.freeze()
+        items = await na.get_received_edoc_list()
+        assert len(items) == 3
+        for n, item in enumerate(items):
+            await na.get_edoc(item.doc_id, tmp_path / f"in{n}.edxml")
+            await na.update_status(item.doc_id, DeliveryStatus.DONE)
+    assert created <= 1
