@@ -614,7 +614,7 @@ async def outbound(bench: Bench, size: int, instances: int, n: int, *, prepublis
     if bench.core_ms is not None and size == SMALL_ATTACHMENT:
         print(f"          gateway CPU per document (main + workers) {gateway_ms:.2f} ms = "
               f"{gateway_ms / bench.core_ms:.1f}x the core build+sign "
-              f"({bench.core_ms:.3f} ms, this run)"
+              f"({bench.core_ms:.3f} ms at the start of this run; [6] takes the faster of two)"
               + ("; includes start-up" if prepublish else ""))
     print("          gateway step means: " + ", ".join(
         f"{title} {mean * 1000:.0f} ms" for title, (mean, _n) in steps.items()))
@@ -783,10 +783,20 @@ async def run(args: argparse.Namespace, lab: Lab, sign_raw: float | None,
                     mode = "pre-published" if prepublish else "settled group"
                     print(f"    2 instances / 1, {label}, {mode}: {scale:.2f}x "
                           f"(target ≥ {TARGET_SCALE}x: {verdict(scale >= TARGET_SCALE)})")
+        core_ms = bench.core_ms
+        if core_ms is not None and any(r.size == SMALL_ATTACHMENT for r in results):
+            # The core measured again now: on shared cores a CPU second buys more or less
+            # (another process on the sibling hyperthread, frequency), and the start's figure
+            # alone moved the ratio by half between runs. The faster of the two is the yardstick,
+            # so the ratio is never flattered by a slow core measurement.
+            again = 1000 / core_build_sign_rate(bench.lab.workdir)
+            core_ms = min(core_ms, again)
+            print(f"    core build+sign per document: {bench.core_ms:.3f} ms at the start, "
+                  f"{again:.3f} ms now; the ratios below use {core_ms:.3f} ms")
         for r in results:
-            if r.size == SMALL_ATTACHMENT and bench.core_ms:
+            if r.size == SMALL_ATTACHMENT and core_ms:
                 mode = "pre-published, start-up included" if r.prepublish else "settled group"
-                ratio = r.gateway_cpu_ms / bench.core_ms
+                ratio = r.gateway_cpu_ms / core_ms
                 print(f"    gateway CPU per document / core build+sign, 30 KiB, {r.instances} "
                       f"instance{'s' if r.instances > 1 else ''}, {mode}: {ratio:.1f}x "
                       f"(target ≤ {TARGET_CPU_RATIO:.0f}x: {verdict(ratio <= TARGET_CPU_RATIO)})")
