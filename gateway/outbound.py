@@ -253,8 +253,7 @@ class OutboundPipeline:
             scratch: Path | None = None
             try:
                 scratch = await self._retry(flow, self._scratch)
-                doc_id, sha, attempts = await self._deliver(record, event, work_item, entry,
-                                                            scratch, bound)
+                doc_id, sha, attempts = await self._deliver(admitted, entry, scratch)
                 break
             except ScratchLost as exc:
                 # The scratch space broke under the work (disk replaced, directory gone): build
@@ -449,13 +448,15 @@ class OutboundPipeline:
 
         return await asyncio.to_thread(make)
 
-    async def _deliver(self, record: KafkaRecord, event: CloudEvent, item: Any,
-                       entry: LedgerEntry | None, scratch: Path,
-                       bound: Any) -> tuple[str, str, int]:
+    async def _deliver(self, admitted: _Admitted, entry: LedgerEntry | None,
+                       scratch: Path) -> tuple[str, str, int]:
+        """One record, one by one: build, archive, reconcile a left intent, write the intent,
+        send, record it sent. `entry` is the ledger's entry as it stands now."""
         ctx = self.ctx
+        record, event, item, bound = (admitted.record, admitted.event, admitted.item,
+                                      admitted.bound)
         flow = item.flow
         out = scratch / "package.edxml"
-        admitted = _Admitted(record, event, item, entry, bound, time.monotonic())
         sha = await self._build(admitted, scratch, out)
         # Archived before it is sent: once the axis has it, nothing may turn the outcome into a
         # failure (a dead letter replayed later would deliver it twice). The audit record goes to
