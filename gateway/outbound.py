@@ -328,9 +328,7 @@ class OutboundPipeline:
         try:
             await self._batch_steps(batch)
         finally:
-            for one in batch:
-                if one.scratch is not None:
-                    _remove_later(one.scratch)
+            _remove_later(*(one.scratch for one in batch if one.scratch is not None))
 
     async def _batch_steps(self, batch: list[_Batched]) -> None:
         ctx = self.ctx
@@ -904,6 +902,26 @@ class _Batched:
     error: GatewayError | None = None
 
 
-def _remove_later(path: Path) -> None:
-    """Remove a record's scratch directory off the event loop, without waiting for it."""
-    asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, path, True)
+def _remove_later(*paths: Path) -> None:
+    """Remove records' scratch directories off the event loop (one trip to a thread for a
+    batch's), without waiting for it."""
+    if paths:
+        asyncio.get_running_loop().run_in_executor(None, _remove_scratch, paths)
+
+
+def _remove_scratch(paths: tuple[Path, ...]) -> None:
+    """Remove scratch directories, quietly. A record's holds only the files the pipeline put
+    there (the package, the attachments' copies): they are unlinked one by one, which costs
+    less than `shutil.rmtree`'s general walk; anything else (a subdirectory, an error) is left
+    to `shutil.rmtree`. The directory is the gateway's own (mkdtemp, mode 0700): nobody else
+    can put a link in it, and a link would be unlinked itself, never followed."""
+    for path in paths:
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        raise IsADirectoryError(entry.path)
+                    os.unlink(entry.path)
+            os.rmdir(path)
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)

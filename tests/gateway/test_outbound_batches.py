@@ -331,3 +331,22 @@ def _model() -> Any:
                                            promulgation_date=date(2024, 5, 17)),
         document_type=DocumentType(type=1, type_name="Công văn"), subject="V/v thử")
     return DocumentPackage(header)
+
+
+def test_scratch_directories_are_removed_without_following_a_link(tmp_path) -> None:
+    from gateway.outbound import _remove_scratch
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.pdf").write_bytes(b"not ours")
+    plain, nested, linked = (tmp_path / name for name in ("plain", "nested", "linked"))
+    for directory in (plain, nested, linked):
+        directory.mkdir()
+        (directory / "package.edxml").write_bytes(b"<edXML/>")
+    (nested / "sub").mkdir()
+    (nested / "sub" / "copy.pdf").write_bytes(b"%PDF")
+    (linked / "to-outside").symlink_to(outside, target_is_directory=True)
+    (linked / "file-link").symlink_to(outside / "keep.pdf")
+    _remove_scratch((plain, nested, linked, tmp_path / "gone-already"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside"]
+    assert (outside / "keep.pdf").read_bytes() == b"not ours"
