@@ -350,3 +350,43 @@ def test_scratch_directories_are_removed_without_following_a_link(tmp_path) -> N
     _remove_scratch((plain, nested, linked, tmp_path / "gone-already"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outside"]
     assert (outside / "keep.pdf").read_bytes() == b"not ours"
+
+
+def test_a_worker_killed_for_real_under_a_hand_off_loses_and_duplicates_nothing(
+        harness: OutboundHarness) -> None:
+    # The daemon's self-healing pool, its one worker stopped (SIGSTOP) so that the batch's
+    # hand-off cannot finish before the SIGKILL, whatever the machine's speed.
+    import asyncio
+    import os
+    import signal
+    import time
+
+    from gateway.daemon import worker_setup
+
+    pool = work.WorkerPool(worker_setup(harness.config), 1)
+    real = harness.ctx.pool
+    try:
+        pid = pool.submit(os.getpid).result(120)
+        os.kill(pid, signal.SIGSTOP)
+        records = [valid(harness), valid(harness, SO_NOI_VU), valid(harness)]
+        before_sent = len(harness.sent_packages())
+        before_retries = retries(harness, "gateway.worker_died")
+        harness.ctx.pool = pool
+        running = asyncio.run_coroutine_threadsafe(harness.pipeline.handle_batch(records),
+                                                   harness._loop)
+        deadline = time.monotonic() + 120     # a safety net, not an assertion about time
+        while pool.in_flight == 0:
+            assert not running.done() and time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGKILL)
+        running.result(300)
+    finally:
+        harness.ctx.pool = real
+        pool.shutdown(wait=True, cancel_futures=True)
+    assert pool.recreated == 1
+    # Each record of the dead hand-offs counted its retry and was built again, alone.
+    assert retries(harness, "gateway.worker_died") == before_retries + 3
+    assert len(harness.sent_packages()) == before_sent + 3
+    for event_id in event_ids(records):
+        assert kinds(harness.outcomes(event_id)) == ["delivery.accepted.v1"]
+        assert harness.ctx.ledger.get(event_id).state == SENT
