@@ -5,6 +5,7 @@ Run by hand from the repository root (never part of the test suite; takes a few 
     .venv/bin/python bench/e2e_bench.py                        # everything, 1 GiB run included
     .venv/bin/python bench/e2e_bench.py --big-size 64M         # the memory run with a smaller file
     .venv/bin/python bench/e2e_bench.py --only outbound --profile-dir var/profile
+    .venv/bin/python bench/e2e_bench.py --only outbound --settled-repeat 5   # the gateway's own cost, median of 5
 
 Starts a local Kafka broker (deploy/kafka/localkafka.py) unless KAFKA_BOOTSTRAP_SERVERS names
 one, then a `gateway.lab.Lab` (axis simulator + gateways as separate `gateway.cli run`
@@ -522,6 +523,9 @@ class Throughput:
     prepublish: bool
     duplicates: int
     gateway_cpu_ms: float = float("nan")   # main + workers, CPU ms per document
+    main_ms: float = float("nan")          # the gateways' main processes, CPU ms per document
+    loop_ms: float = float("nan")          # their event loops' threads
+    workers_ms: float = float("nan")       # their workers
 
 
 async def settled(gws: list[GatewayProcess], quiet: float = 4.0, timeout: float = 90) -> None:
@@ -570,6 +574,7 @@ async def outbound(bench: Bench, size: int, instances: int, n: int, *, prepublis
         received_before += len(warm)
     before = {name: cpu_seconds(pid) for name, pid in others.items() if pid}
     gateway_before = sum(cpu_seconds(gw.popen.pid) for gw in gws)
+    loop_before = sum(thread_cpu_seconds(gw.popen.pid, gw.popen.pid) for gw in gws)
     # Workers already started (settled group) count from here, not from their imports.
     workers_before = {pid: cpu_seconds(pid) for gw in gws
                       for pid, role in children(gw.popen.pid) if role == "worker"}
@@ -583,6 +588,9 @@ async def outbound(bench: Bench, size: int, instances: int, n: int, *, prepublis
         samples = await bench.wait_received(received_before + n, gws, timeout=60 + n * 2.0)
         accepted = await bench.deliveries({e.id for e in evs})
         # CPU from gateway start (imports and connecting included) to the last delivery.
+        # The event loop's own thread (the rest of the main process: its thread pool, the
+        # worker pool's threads).
+        loop_cpu = sum(thread_cpu_seconds(gw.popen.pid, gw.popen.pid) for gw in gws) - loop_before
         cpu = {"gateway main": sum(cpu_seconds(gw.popen.pid) for gw in gws) - gateway_before,
                "gateway workers": sum(cpu_seconds(pid) - workers_before.get(pid, 0.0)
                                       for gw in gws
@@ -609,7 +617,9 @@ async def outbound(bench: Bench, size: int, instances: int, n: int, *, prepublis
     print(f"          sendEdoc calls {samples[-1][1] - received_before} for {n} events; "
           f"duplicate deliveries counted by the simulator: {duplicates}")
     print("          CPU ms per document: " + ", ".join(
-        f"{name} {seconds * 1000 / n:.1f}" for name, seconds in cpu.items()))
+        f"{name} {seconds * 1000 / n:.1f}"
+        + (f" (its event loop's thread {loop_cpu * 1000 / n:.1f})" if name == "gateway main"
+           else "") for name, seconds in cpu.items()))
     gateway_ms = (cpu["gateway main"] + cpu["gateway workers"]) * 1000 / n
     if bench.core_ms is not None and size == SMALL_ATTACHMENT:
         print(f"          gateway CPU per document (main + workers) {gateway_ms:.2f} ms = "
@@ -630,7 +640,31 @@ async def outbound(bench: Bench, size: int, instances: int, n: int, *, prepublis
               f" handling time per document mean {statistics.mean(secs) * 1000:.0f} ms, "
               f"p50 {statistics.median(secs) * 1000:.0f} ms")
     return Throughput(size, instances, n, rate, window_rate(times), counter_rate, prepublish,
-                      duplicates, gateway_ms)
+                      duplicates, gateway_ms, cpu["gateway main"] * 1000 / n,
+                      loop_cpu * 1000 / n, cpu["gateway workers"] * 1000 / n)
+
+
+async def settled_repeat(bench: Bench, n: int, times: int) -> None:
+    """The figure that matters for the gateway's own cost, alone and repeated: the 30 KiB
+    settled-group run of one instance, `times` times, and the medians of its CPU per document
+    (on shared cores one run moves by 10-15 %; the median of several, side by side with
+    another tree's, is what a change is judged by)."""
+    runs = [await outbound(bench, SMALL_ATTACHMENT, 1, n, prepublish=False)
+            for _ in range(times)]
+    core_ms = min(bench.core_ms or float("inf"),
+                  1000 / core_build_sign_rate(bench.lab.workdir))
+
+    def median(name: str) -> float:
+        return statistics.median(getattr(r, name) for r in runs)
+
+    print(f"\n    30 KiB, 1 instance, settled group, {times} runs of {n}: median CPU ms per "
+          f"document: gateway main {median('main_ms'):.2f} (its event loop's thread "
+          f"{median('loop_ms'):.2f}), workers {median('workers_ms'):.2f}, main + workers "
+          f"{median('gateway_cpu_ms'):.2f} = {median('gateway_cpu_ms') / core_ms:.1f}x the core "
+          f"build+sign ({core_ms:.3f} ms, the faster of two measurements); duplicate "
+          f"deliveries {sum(r.duplicates for r in runs)}")
+    print("    each run, main / loop thread / workers: " + "; ".join(
+        f"{r.main_ms:.2f} / {r.loop_ms:.2f} / {r.workers_ms:.2f}" for r in runs))
 
 
 # --- [4] latency at a fixed offered load ---------------------------------------------------------
@@ -745,6 +779,9 @@ async def run(args: argparse.Namespace, lab: Lab, sign_raw: float | None,
               f"{len(SENDERS)} x {PER_AGENCY_PARTITIONS} "
               f"partitions, rate from delivery.accepted times; {args.workers} workers each")
         for size, n in ((SMALL_ATTACHMENT, args.small), (1 << 20, args.large)):
+            if args.settled_repeat:
+                await settled_repeat(bench, n, args.settled_repeat)
+                return
             if size != SMALL_ATTACHMENT and "outbound" not in only:
                 continue
             for instances, prepublish in ((1, True), (2, True), (1, False), (2, False)):
@@ -830,6 +867,9 @@ def main(argv: list[str] | None = None) -> int:
                          "gateway under pyinstrument (or, with EDOC_BENCH_PROFILER=cpu, "
                          "cProfile on its CPU clock) and write their profiles here")
     ap.add_argument("--workdir", type=Path, default=None, help="where the lab goes (temp dir)")
+    ap.add_argument("--settled-repeat", type=int, default=0, metavar="N",
+                    help="with --only outbound: run only the 30 KiB one-instance settled-group "
+                         "scenario, N times, and print the medians of its CPU per document")
     args = ap.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     # aiokafka logs (and retries) NotLeaderForPartition while new topics elect leaders.

@@ -21,6 +21,10 @@ machine moves the figures little:
                its start-up left out
   copy         `FileStore.copy_reference`: the main process's private copy of the attachment
                (opened beneath the agency's root, hashed while copied)
+  hand-off     the main process's CPU (all its threads: the pool's own, pickling, the event
+               loop's wake-ups) per document handed to a two-worker `WorkerPool` from an
+               asyncio loop, a batch of 8 at a time: one submission per document, as before,
+               and one `build_and_sign_many` per worker, as the outbound batch does now
   archive      `FileStore.archive_package`: the main process keeps the signed package (from
                the scratch directory, as the pipelines do; and the same package from outside
                the store, which is always copied, for comparison)
@@ -200,6 +204,9 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             per_call(archive_outside, start, max(1, args.calls // 4), fresh_built_outside))
     if not args.skip_pool:
         rows["pool: worker process CPU"] = pool_cpu(setup, jsons, tmp, args)
+        one, many = hand_off_cpu(setup, jsons, tmp, args)
+        rows["main: hand-off, one per document"] = one
+        rows["main: hand-off, one per worker"] = many
     core_ms = statistics.median(rows["core build+sign (package_bytes)"]) * 1000
     print(f"    {'':34} {'ms/call':>8} {'× core':>7}   rounds")
     for name, values in rows.items():
@@ -240,6 +247,49 @@ def pool_cpu(setup: work.WorkerSetup, jsons: dict[int, dict[str, Any]], tmp: Pat
         return per_round
     finally:
         pool.shutdown()
+
+
+def hand_off_cpu(setup: work.WorkerSetup, jsons: dict[int, dict[str, Any]], tmp: Path,
+                 args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """Main-process CPU (all threads, `time.process_time`) per document handed to a two-worker
+    pool in batches of 8 from an event loop: one submission per document against one
+    `build_and_sign_many` per worker. Rounds interleave the two."""
+    import asyncio
+
+    batch, workers = 8, 2
+
+    async def measure() -> tuple[list[float], list[float]]:
+        loop = asyncio.get_running_loop()
+        pool = work.WorkerPool(setup, workers)
+        out_dir = tmp / "hand-off"
+        try:
+            out_dir.mkdir()
+            for i in range(20):
+                await loop.run_in_executor(pool, work.build_and_sign, SENDER[0], jsons[i - 20],
+                                           str(out_dir / f"w{i}"))
+            one, many = [], []
+            calls = args.calls - args.calls % batch
+            for r in range(args.rounds):
+                base = r * args.calls
+                begun = time.process_time()
+                for b in range(0, calls, batch):
+                    await asyncio.gather(*(loop.run_in_executor(
+                        pool, work.build_and_sign, SENDER[0], jsons[base + b + k],
+                        str(out_dir / f"o{b + k}")) for k in range(batch)))
+                one.append((time.process_time() - begun) / calls)
+                begun = time.process_time()
+                for b in range(0, calls, batch):
+                    step = batch // workers
+                    await asyncio.gather(*(loop.run_in_executor(
+                        pool, work.build_and_sign_many, SENDER[0],
+                        [(jsons[base + b + k], str(out_dir / f"m{b + k}"))
+                         for k in range(h, h + step)]) for h in range(0, batch, step)))
+                many.append((time.process_time() - begun) / calls)
+            return one, many
+        finally:
+            pool.shutdown()
+
+    return asyncio.run(measure())
 
 
 def profile(worker: Callable[[int], None], fresh_dir: Callable[[int], None], base: int,

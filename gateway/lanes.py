@@ -50,7 +50,7 @@ class LaneRunner:
     def __init__(self, consumer: EventConsumer, handler: Handler, *,
                  lane_of: Callable[[KafkaRecord], str], max_in_flight: int = 200,
                  commit_interval: float = 0.5, batch_handler: BatchHandler | None = None,
-                 max_batch: int = 1) -> None:
+                 max_batch: int = 1, min_commit_gap: float = 0.1) -> None:
         self._consumer = consumer
         self._handler = handler
         # With a batch handler, a lane hands it what has queued up (up to max_batch records,
@@ -60,6 +60,9 @@ class LaneRunner:
         self._lane_of = lane_of
         self._max = max_in_flight
         self._commit_interval = commit_interval
+        # Lanes finish batches one after another; their offsets go out together, in at most
+        # one commit request per gap (each costs a broker round trip on both sides).
+        self._min_commit_gap = min(min_commit_gap, commit_interval)
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._lanes: dict[tuple[TopicPartition, str], asyncio.Queue[KafkaRecord | None]] = {}
         self._tasks: dict[tuple[TopicPartition, str], asyncio.Task[None]] = {}
@@ -155,10 +158,19 @@ class LaneRunner:
                 self._partitions[tp].committed = mark
 
     async def commit_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = float("-inf")
         while not self._stopping:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self._commit_interval)
+            # A later commit only: what is committed is still the lowest unfinished offset
+            # (a crash meanwhile hands the finished records out again, answered from the
+            # ledger, as after any crash); `release` and `stop` commit at once.
+            wait = last + self._min_commit_gap - loop.time()
+            if wait > 0 and not self._stopping:
+                await asyncio.sleep(wait)
             self._changed.clear()
+            last = loop.time()
             try:
                 await self.commit(frozenset(self._consumer.assignment()))
             except Exception as exc:  # a rebalance in progress; the next round commits

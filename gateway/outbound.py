@@ -328,26 +328,26 @@ class OutboundPipeline:
         try:
             await self._batch_steps(batch)
         finally:
-            for one in batch:
-                if one.scratch is not None:
-                    _remove_later(one.scratch)
+            _remove_later(*(one.scratch for one in batch if one.scratch is not None))
 
     async def _batch_steps(self, batch: list[_Batched]) -> None:
         ctx = self.ctx
         work = [b for b in batch if not b.single]
 
-        async def build(one: _Batched) -> None:
+        async def prepare(one: _Batched) -> None:
             item = one.admitted.item
             try:
                 one.scratch = await self._retry(item.flow, self._scratch)
                 one.out = one.scratch / "package.edxml"
-                one.sha = await self._build(one.admitted, one.scratch, one.out)
+                one.package = await self._prepare(one.admitted, one.scratch)
             except ScratchLost:
                 one.single = True
             except GatewayError as exc:
                 one.error = exc
 
-        await asyncio.gather(*(self._step(one, build) for one in work))
+        await asyncio.gather(*(self._step(one, prepare) for one in work))
+        work = [b for b in work if not b.done and not b.single and b.error is None]
+        await self._build_batch(work)
         work = [b for b in work if not b.done and not b.single and b.error is None]
         for one in work:
             if not ctx.owns(one.admitted.record):
@@ -485,15 +485,27 @@ class OutboundPipeline:
     async def _build(self, admitted: _Admitted, scratch: Path, out: Path) -> str:
         """Copy the attachments, check them, build and sign the package into `out`; its
         SHA-256."""
+        package = await self._prepare(admitted, scratch)
+        return await self._sign(admitted, package, out)
+
+    async def _prepare(self, admitted: _Admitted, scratch: Path) -> dict[str, Any]:
+        """Copy the attachments into `scratch` and check them; the package's JSON form."""
         ctx = self.ctx
         item, event = admitted.item, admitted.event
-        flow = item.flow
-        package = await self._retry(flow, lambda: self._materialise(item, scratch))
+        package = await self._retry(item.flow, lambda: self._materialise(item, scratch))
         # Refuses an unsigned PDF or a missing original per agency; what is only reported goes
         # into the delivery event.
         rules = pdfcheck.delivery_rules(await pdfcheck.outbound_check(ctx, item, package))
         if rules:
             self._attachment_rules[event.id] = rules
+        return package
+
+    async def _sign(self, admitted: _Admitted, package: dict[str, Any], out: Path, *,
+                    first_failure: GatewayError | None = None) -> str:
+        """Build and sign `package` into `out` in the worker pool; its SHA-256.
+        `first_failure`: the first attempt was made (in a batch's hand-off) and failed so."""
+        ctx = self.ctx
+        item = admitted.item
         begun = time.monotonic()
         # A worker that dies under the build (gateway.worker_died, transient) is replaced by
         # the pool; the build runs again. A scratch space that fails under it is built anew.
@@ -505,12 +517,82 @@ class OutboundPipeline:
                 raise ScratchLost(exc, "build the package in") from None
 
         with step(ctx, "edoc.build_sign"):
-            built = await self._retry(flow, build)
+            built = await self._retry(item.flow, build, first_failure=first_failure)
         ctx.metrics.package_seconds.labels("build_sign").observe(time.monotonic() - begun)
-        if "error" in built:
-            err = built["error"]
-            raise GatewayError(err["reason"], err["message"], where=err.get("where"))
-        return built["sha256"]
+        return _built_sha(built)
+
+    async def _build_batch(self, batch: list[_Batched]) -> None:
+        """Build and sign a batch's prepared packages with one hand-off to the worker pool per
+        agency and worker (rather than one per document: pickling, the pool's thread wake-ups
+        and the answer cost the main process about as much as a third of a build).
+
+        Each record ends as `_sign` would end it alone: its sha, its error, or `single` for a
+        scratch space lost under the build. When a hand-off fails as a whole (a worker died
+        under it: `gateway.worker_died`, or anything unexpected), each of its records goes on
+        alone through `_sign`, a transient failure counted as its first attempt, so retries,
+        waits and outcomes are the ones a record handed off alone would have had."""
+        if not batch:
+            return
+        ctx = self.ctx
+        groups: dict[str, list[_Batched]] = {}
+        for one in batch:
+            groups.setdefault(one.admitted.item.sender, []).append(one)
+        workers = max(1, int(getattr(ctx.config.gateway, "workers", 1) or 1))
+        chunks: list[list[_Batched]] = []
+        for group in groups.values():
+            # As many hand-offs as there are workers, so the batch is built side by side.
+            n = min(workers, len(group))
+            size, extra = divmod(len(group), n)
+            start = 0
+            for k in range(n):
+                end = start + size + (1 if k < extra else 0)
+                chunks.append(group[start:end])
+                start = end
+
+        async def hand_off(chunk: list[_Batched]) -> None:
+            sender = chunk[0].admitted.item.sender
+            items = [(one.package, str(one.out)) for one in chunk]
+            begun = time.monotonic()
+            try:
+                with step(ctx, "edoc.build_sign", documents=len(chunk)):
+                    results = await asyncio.get_running_loop().run_in_executor(
+                        ctx.pool, work.build_and_sign_many, sender, items)
+            except BrokenExecutor:
+                raise     # the pool itself is gone: as for one record (see `_guarded`)
+            except Exception as exc:  # noqa: BLE001 - each record goes on alone
+                first = exc if isinstance(exc, GatewayError) and exc.transient else None
+                if isinstance(exc, work.WorkerDied):
+                    # Worded as for the record's own task, as the record's outcome would be.
+                    first = work.WorkerDied(exc.message.replace("build_and_sign_many",
+                                                                "build_and_sign"))
+                await asyncio.gather(*(self._step(one, lambda one, first=first: self._sign_one(
+                    one, first)) for one in chunk))
+                return
+            seconds = time.monotonic() - begun
+            for one, built in zip(chunk, results, strict=True):
+                ctx.metrics.package_seconds.labels("build_sign").observe(seconds)
+                await self._step(one, lambda one, built=built: self._take_built(one, built))
+
+        await asyncio.gather(*(hand_off(chunk) for chunk in chunks))
+
+    async def _sign_one(self, one: _Batched, first: GatewayError | None) -> None:
+        assert one.package is not None and one.out is not None
+        try:
+            one.sha = await self._sign(one.admitted, one.package, one.out, first_failure=first)
+        except ScratchLost:
+            one.single = True
+        except GatewayError as exc:
+            one.error = exc
+
+    async def _take_built(self, one: _Batched, built: dict[str, Any]) -> None:
+        failure = built.get("os_error")
+        if failure is not None:   # the worker could not read a copy or write the package
+            one.single = True     # as `_sign`'s ScratchLost: built again, alone
+            return
+        try:
+            one.sha = _built_sha(built)
+        except GatewayError as exc:
+            one.error = exc
 
     async def _archived(self, flow: str, out: Path) -> Any:
         ctx = self.ctx
@@ -610,18 +692,25 @@ class OutboundPipeline:
         await ctx.publish_retrying(lambda: ctx.ledger.write(entry))
 
     async def _retry(self, flow: str, step: Callable[[], Awaitable[Any]], *,
-                     before_retry: Callable[[], Awaitable[None]] | None = None) -> Any:
+                     before_retry: Callable[[], Awaitable[None]] | None = None,
+                     first_failure: GatewayError | None = None) -> Any:
         """`step()`, retried on a transient GatewayError by the retry policy. The first attempt
         runs without the retry machinery (it is the common case); `before_retry` is awaited
-        once, before the first retry."""
+        once, before the first retry. `first_failure`: the first attempt was made elsewhere
+        (a batch's hand-off) and failed with this transient error; the retries follow."""
         ctx = self.ctx
         begun = time.monotonic()
-        try:
-            return await step()
-        except GatewayError as exc:
-            if not exc.transient or ctx.retry.max_attempts <= 1:
-                raise
-            first = exc
+        if first_failure is not None:
+            if ctx.retry.max_attempts <= 1:
+                raise first_failure
+            first = first_failure
+        else:
+            try:
+                return await step()
+            except GatewayError as exc:
+                if not exc.transient or ctx.retry.max_attempts <= 1:
+                    raise
+                first = exc
         self._on_retry(flow, first, 1)
         if before_retry is not None:
             await before_retry()
@@ -730,6 +819,14 @@ def _archive(store: Any, package: Path) -> Any:
     return store.archive_package(package)
 
 
+def _built_sha(built: dict[str, Any]) -> str:
+    """The SHA-256 of a package a worker built, or its refusal as a GatewayError."""
+    if "error" in built:
+        err = built["error"]
+        raise GatewayError(err["reason"], err["message"], where=err.get("where"))
+    return built["sha256"]
+
+
 def _mark_recorded() -> None:
     recorded = _OUTCOME_RECORDED.get()
     if recorded is not None:
@@ -797,6 +894,7 @@ class _Batched:
     done: bool = False            # its outcome is recorded
     scratch: Path | None = None
     out: Path | None = None
+    package: dict[str, Any] | None = None   # the JSON form handed to the worker
     sha: str | None = None
     intent: LedgerEntry | None = None
     doc_id: str | None = None
@@ -804,6 +902,26 @@ class _Batched:
     error: GatewayError | None = None
 
 
-def _remove_later(path: Path) -> None:
-    """Remove a record's scratch directory off the event loop, without waiting for it."""
-    asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, path, True)
+def _remove_later(*paths: Path) -> None:
+    """Remove records' scratch directories off the event loop (one trip to a thread for a
+    batch's), without waiting for it."""
+    if paths:
+        asyncio.get_running_loop().run_in_executor(None, _remove_scratch, paths)
+
+
+def _remove_scratch(paths: tuple[Path, ...]) -> None:
+    """Remove scratch directories, quietly. A record's holds only the files the pipeline put
+    there (the package, the attachments' copies): they are unlinked one by one, which costs
+    less than `shutil.rmtree`'s general walk; anything else (a subdirectory, an error) is left
+    to `shutil.rmtree`. The directory is the gateway's own (mkdtemp, mode 0700): nobody else
+    can put a link in it, and a link would be unlinked itself, never followed."""
+    for path in paths:
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        raise IsADirectoryError(entry.path)
+                    os.unlink(entry.path)
+            os.rmdir(path)
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)

@@ -31,6 +31,7 @@ header, and a timestamp inside the replay window.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -89,6 +90,12 @@ def java_hashmap_order(names: list[str]) -> list[str]:
     doubling past a load of 0.75), then insertion order inside a bucket. Java 8 turns a bucket
     into a tree only past 8 entries, which a handful of headers never reaches.
     """
+    # Every call of one operation has the same names: the order is worked out once per set.
+    return list(_hashmap_order(tuple(names)))
+
+
+@functools.lru_cache(maxsize=256)
+def _hashmap_order(names: tuple[str, ...]) -> tuple[str, ...]:
     size = 16
     while len(names) > size * 0.75:
         size *= 2
@@ -96,7 +103,7 @@ def java_hashmap_order(names: list[str]) -> list[str]:
     for name in names:
         h = java_string_hash(name)
         buckets.setdefault((h ^ (h >> 16)) & (size - 1), []).append(name)
-    return [name for index in sorted(buckets) for name in buckets[index]]
+    return tuple(name for index in sorted(buckets) for name in buckets[index])
 
 
 def hex_without_padding(digest: bytes) -> str:
@@ -105,7 +112,10 @@ def hex_without_padding(digest: bytes) -> str:
     The reference client writes `hash-file` this way: 57 to 64 characters, equal to the standard
     hex only when no byte is below 0x10.
     """
-    return "".join(format(b, "x") for b in digest)
+    return "".join(map(_UNPADDED_HEX.__getitem__, digest))
+
+
+_UNPADDED_HEX = tuple(format(b, "x") for b in range(256))
 
 
 def hmac_hex(secret: str, text: str) -> str:

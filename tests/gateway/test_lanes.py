@@ -111,3 +111,26 @@ async def test_without_a_batch_handler_records_go_one_by_one() -> None:
         runner.submit(record(offset, "A"))
     await asyncio.sleep(0.05)
     assert seen == [0, 1, 2, 3, 4]
+
+
+async def test_batches_finishing_one_after_another_share_a_commit_request() -> None:
+    consumer = Recorder()
+
+    async def one(r: KafkaRecord) -> None:
+        await asyncio.sleep(0.005)
+
+    runner = LaneRunner(consumer, one, lane_of=lane_of, commit_interval=0.5,
+                        min_commit_gap=0.2)
+    committing = asyncio.create_task(runner.commit_loop())
+    try:
+        for offset in range(40):       # 40 records finishing over about 0.2 s
+            runner.submit(record(offset, "A"))
+        await asyncio.sleep(0.6)
+        # Not one request per finished record: at most one per gap, the last one complete.
+        assert 1 <= len(consumer.commits) <= 4
+        assert consumer.commits[-1] == {TopicPartition(TOPIC, 0): 40}
+        marks = [c[TopicPartition(TOPIC, 0)] for c in consumer.commits]
+        assert marks == sorted(marks)
+    finally:
+        await runner.stop(1)
+        committing.cancel()

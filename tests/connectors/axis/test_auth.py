@@ -9,11 +9,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from connectors.axis import AxisClient, AxisClientConfig
-from connectors.axis.auth import (AuthFailure, format_timestamp, parse_timestamp, sign_headers,
-                                  verify_headers)
+from connectors.axis.auth import (AuthFailure, format_timestamp, hex_without_padding,
+                                  java_hashmap_order, java_string_hash, parse_timestamp,
+                                  sign_headers, verify_headers)
 
 from .conftest import answering
 
@@ -152,3 +155,30 @@ async def test_client_in_the_standard_form_puts_exactly_the_signed_headers_on_th
         "XroadVnpt-version": "3.0.201608",
         "User-Agent": "edoc-gateway",
     }
+
+
+# -- the cached and table-driven forms against the plain definitions ---------------------------
+
+def _hashmap_order_uncached(names: list[str]) -> list[str]:
+    """java.util.HashMap's iteration order, worked out each time (the definition)."""
+    size = 16
+    while len(names) > size * 0.75:
+        size *= 2
+    buckets: dict[int, list[str]] = {}
+    for name in names:
+        h = java_string_hash(name)
+        buckets.setdefault((h ^ (h >> 16)) & (size - 1), []).append(name)
+    return [name for index in sorted(buckets) for name in buckets[index]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12), max_size=20, unique=True))
+def test_hashmap_order_is_the_definition_however_often_asked(names: list[str]) -> None:
+    expected = _hashmap_order_uncached(names)
+    assert java_hashmap_order(names) == expected
+    assert java_hashmap_order(list(names)) == expected    # the second time from the cache
+
+
+@given(st.binary(max_size=64))
+def test_unpadded_hex_is_javas_to_hex_string_of_each_byte(digest: bytes) -> None:
+    assert hex_without_padding(digest) == "".join(format(b, "x") for b in digest)
