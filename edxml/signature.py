@@ -1118,7 +1118,12 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
     certs = []
     for el in sig.iterfind(f"{_DS}KeyInfo/{_DS}X509Data/{_DS}X509Certificate"):
         try:
-            der = _b64(el.text)
+            # A sender's certificates repeat on every package it sends: their text is decoded
+            # once per store, and the same DER object keys the facts below (its hash is kept).
+            # Only certificate-sized texts are remembered (the store keeps 4096 facts).
+            b64 = el.text
+            der = (trust.fact(("b64", b64), lambda b64=b64: _b64(b64)) if b64 and len(b64) <= 16384
+                   else _b64(b64))
             certs.append(trust.certificate(der))  # parsed once per store, like the chain below
         except (ValueError, binascii.Error):
             return _invalid("edxml.signature.malformed", "an X509Certificate does not parse", **info)
