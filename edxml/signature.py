@@ -1056,9 +1056,11 @@ def verify_signature(result: DigestResult, trust: TrustStore, policy: Verificati
 
 def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: VerificationPolicy,
                     now: datetime, captured: CapturedSignature | None = None) -> SignatureVerdict:
-    if sig.find(_DS + "Object") is not None or sig.find(".//" + _DS + "Object") is not None:
+    # iter() walks the tree in C and makes a Python element only for a match (the Signature
+    # itself is neither); ".//" in ElementPath made one for every element.
+    if next(sig.iter(_DS + "Object"), None) is not None:
         return _invalid("edxml.signature.wrapping", "the Signature carries an Object element")
-    if sig.find(".//" + _DS + "RetrievalMethod") is not None:
+    if next(sig.iter(_DS + "RetrievalMethod"), None) is not None:
         return _invalid("edxml.signature.wrapping", "KeyInfo uses RetrievalMethod")
     children = [c for c in sig if isinstance(c.tag, str)]
     if not children or children[0].tag != _DS + "SignedInfo":
@@ -1118,7 +1120,12 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
     certs = []
     for el in sig.iterfind(f"{_DS}KeyInfo/{_DS}X509Data/{_DS}X509Certificate"):
         try:
-            der = _b64(el.text)
+            # A sender's certificates repeat on every package it sends: their text is decoded
+            # once per store, and the same DER object keys the facts below (its hash is kept).
+            # Only certificate-sized texts are remembered (the store keeps 4096 facts).
+            b64 = el.text
+            der = (trust.fact(("b64", b64), lambda b64=b64: _b64(b64)) if b64 and len(b64) <= 16384
+                   else _b64(b64))
             certs.append(trust.certificate(der))  # parsed once per store, like the chain below
         except (ValueError, binascii.Error):
             return _invalid("edxml.signature.malformed", "an X509Certificate does not parse", **info)
@@ -1136,11 +1143,15 @@ def _verify_xmldsig(sig: Any, result: DigestResult, trust: TrustStore, policy: V
                                inclusive_ns_prefixes=prefixes)
     hash_cls = _SIGNATURE_METHODS[sig_method]
 
-    ordered = trust.fact(("signer-candidates", tuple(ders)), lambda: _signer_candidates(certs))
+    # The candidates with their public keys, loaded once per chain: a key is a function of the
+    # certificate's bytes, and loading it (and asking the key ABC what it is) is not free.
+    candidates = trust.fact(("signer-keys", tuple(ders)), lambda: [
+        (c, key, isinstance(key, rsa.RSAPublicKey)) for c in _signer_candidates(certs)
+        for key in (c.public_key(),)])
+    ordered = [c for c, _key, _rsa in candidates]
     leaf = None
-    for cand in ordered:
-        key = cand.public_key()
-        if not isinstance(key, rsa.RSAPublicKey):
+    for cand, key, is_rsa in candidates:
+        if not is_rsa:
             continue
         try:
             key.verify(signature_value, canonical, padding.PKCS1v15(), hash_cls())

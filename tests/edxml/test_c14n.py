@@ -233,6 +233,27 @@ def test_chunk_boundaries_do_not_change_the_canonical_form(doc: bytes, size: int
     assert b"".join(out) == canonicalize_bytes(doc)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(document(), trace_document()), st.sampled_from([7, 64, 1 << 20]))
+def test_the_signature_digester_digests_what_libxml2_canonicalizes(doc: bytes, size: int) -> None:
+    # The digests a received package is verified against come from DocumentDigester fed by the
+    # reader's parser, not from canonicalize_bytes: compared here with libxml2 directly, all four
+    # (SHA-1/SHA-256, with and without the TraceHeader filter; no header Signature, so all kept).
+    from edxml.signature import SHA1, SHA256, DocumentDigester
+    assume(etree.fromstring(doc).tag != f"{{{EDXML_NS}}}TraceHeader")
+    digester = DocumentDigester()
+    parser = SafeParser(digester)
+    for i in range(0, len(doc), size):
+        parser.feed(doc[i:i + size])
+    parser.close()
+    digests = digester.result().digests
+    plain, filtered = lxml_c14n(doc), lxml_trace_filtered_c14n(doc)
+    assert digests == {(SHA256, False): hashlib.sha256(plain).digest(),
+                       (SHA256, True): hashlib.sha256(filtered).digest(),
+                       (SHA1, False): hashlib.sha1(plain).digest(),
+                       (SHA1, True): hashlib.sha1(filtered).digest()}
+
+
 SAMPLE_FILES = sorted(SAMPLES_DIR.glob("*.edxml"))
 
 

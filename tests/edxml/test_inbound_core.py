@@ -199,3 +199,24 @@ def test_certificates_are_parsed_once_per_store_and_bad_ones_are_not_remembered(
     for _ in range(2):
         with pytest.raises(ValueError):
             store.certificate(der[:-10])
+
+
+def test_a_partial_write_of_a_decoded_chunk_is_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The decoded attachment goes to an unbuffered file, whose write may take only part of a chunk.
+    import edxml.reader as reader
+
+    content = os.urandom(100_000)
+    data = _package(tmp_path, content)
+
+    class Trickle(io.FileIO):
+        def write(self, b):  # type: ignore[no-untyped-def, override]
+            return super().write(bytes(b)[:997])
+
+    def trickle_open(path, mode="r", buffering=-1, *args, **kwargs):  # type: ignore[no-untyped-def]
+        assert mode == "wb" and buffering == 0
+        return Trickle(path, "wb")
+
+    monkeypatch.setattr(reader, "open", trickle_open, raising=False)
+    report = read_package(io.BytesIO(data), tmp_path / "out").attachments[0]
+    assert report.ok
+    assert report.attachment.path.read_bytes() == content
