@@ -432,6 +432,20 @@ def signer_organ_id(cert: x509.Certificate, mapping: Mapping[str, str] | None = 
     return None
 
 
+FACTS_MAX = 4096                  # remembered facts per store
+FACTS_MAX_BYTES = 4 * 1024 * 1024  # the bytes their keys hold, at most (each key's values twice
+                                   # at worst: a certificate's text and its DER; a real one ~2 KB)
+
+
+def _weight(key: Any) -> int:
+    """The bytes a fact's key holds (its bytes and text, in nested tuples too)."""
+    if isinstance(key, (bytes, str)):
+        return len(key)
+    if isinstance(key, tuple):
+        return sum(_weight(k) for k in key)
+    return 64
+
+
 class TrustStore:
     """Trusted roots, known intermediates and a revocation checker."""
 
@@ -451,18 +465,24 @@ class TrustStore:
         # Facts that depend only on certificate bytes (parsed certificates, a chain's signer
         # candidates): a sender's chain repeats on every package it sends.
         self._facts: dict[Any, Any] = {}
+        self._fact_bytes = 0
 
     def fact(self, key: Any, make: Callable[[], Any]) -> Any:
         """``make()``, remembered under ``key``: for what depends only on certificate bytes
-        (``key`` must hold those bytes). Bounded; an exception is not remembered."""
+        (``key`` must hold those bytes). Bounded in entries and in the bytes the keys hold (a
+        sender chooses its certificates' bytes: packages with ever new, large certificates must
+        not grow a worker); an exception is not remembered."""
         try:
             return self._facts[key]
         except KeyError:
             pass
         value = make()
-        if len(self._facts) >= 4096:
+        weight = _weight(key)
+        if len(self._facts) >= FACTS_MAX or self._fact_bytes + weight > FACTS_MAX_BYTES:
             self._facts.clear()
+            self._fact_bytes = 0
         self._facts[key] = value
+        self._fact_bytes += weight
         return value
 
     def certificate(self, der: bytes) -> x509.Certificate:

@@ -243,3 +243,20 @@ def test_issue_certificate_builds_on_a_given_issuer(test_pki: TestPki, trust_sto
                              not_before=NOW - timedelta(hours=1), not_after=NOW + timedelta(days=1))
     assert cred.chain == (test_pki.material.ca.certificate,)
     assert trust_store.check([cred.certificate], NOW).ok
+
+
+def test_remembered_facts_are_bounded_by_the_bytes_their_keys_hold(test_pki: TestPki) -> None:
+    # A sender chooses its certificates' bytes: ever new, large ones must not grow a worker.
+    from edxml.trust import FACTS_MAX_BYTES, _weight
+
+    store = TrustStore.from_paths(test_pki.trust_dir)
+    made = []
+    for i in range(3 * FACTS_MAX_BYTES // 16384):
+        text = f"{i:08d}".ljust(16384, "A")
+        assert store.fact(("b64", text), lambda i=i: made.append(i) or i) == i
+        assert store._fact_bytes <= FACTS_MAX_BYTES
+        assert sum(_weight(k) for k in store._facts) == store._fact_bytes
+    assert len(store._facts) < FACTS_MAX_BYTES // 16384 + 1
+    # what is remembered is answered without making it again
+    last = f"{len(made) - 1:08d}".ljust(16384, "A")
+    assert store.fact(("b64", last), lambda: -1) == len(made) - 1
