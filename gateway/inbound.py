@@ -33,10 +33,10 @@ import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Awaitable, Callable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -47,6 +47,7 @@ from gateway import admission, events, pdfcheck, work
 from gateway.senders import SigningSenders
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 _NAMESPACE = uuid.UUID("6f1c3f5e-4a53-5d0a-9a52-6a6e3f1f0c55")
 
@@ -246,19 +247,19 @@ class InboundPoller:
         try:
             for item in items:
                 batch.append(self._received(item, flow))
-            fetched = await asyncio.gather(*(self._fetch(r) for r in batch))
+            fetched = await _settled(self._fetch(r) for r in batch)
             live = self._drop_deferred(batch, fetched, defer)
             self._decide(live)
             live = self._drop_deferred(live, await asyncio.to_thread(self._file, live), defer)
             built = [await self._build_event(r) if r.refusal is None else None for r in live]
             live = self._drop_deferred(live, built, defer)
-            outcomes = await asyncio.gather(*(self._record_outcome(r) for r in live))
+            outcomes = await _settled(self._record_outcome(r) for r in live)
             live = self._drop_deferred(live, outcomes, defer)
-            marks = await asyncio.gather(*(self._mark(r) for r in live))
+            marks = await _settled(self._mark(r) for r in live)
             live = self._drop_deferred(live, marks, defer)
-            await asyncio.gather(*(self.ctx.audit_record(
+            await _settled(self.ctx.audit_record(
                 flow=r.flow, step=f"marked-{r.mark.value}", outcome="ok", agency=r.item.to_code,
-                axis_doc_id=r.item.doc_id, event_id=r.event_id) for r in live))
+                axis_doc_id=r.item.doc_id, event_id=r.event_id) for r in live)
             now = time.monotonic()
             for r in live:
                 self.ctx.metrics.axis_to_kafka_seconds.labels(r.flow).observe(now - r.started)
@@ -543,6 +544,26 @@ class InboundPoller:
                     ctx.config.topics.outbound_topic("receipts", item.to_code), receipt,
                     key=events.document_key(result)))
                 bound.info("inbound.rejection_queued")
+
+
+async def _settled(steps: Iterable[Awaitable[T]]) -> list[T]:
+    """Await every step of a batch; then raise the first unexpected error, if any, so that no
+    step is still running when the batch's scratch directories are removed."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    if not tasks:
+        return []
+    try:
+        await asyncio.wait(tasks)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for task in tasks:
+        error = task.exception()
+        if error is not None:
+            raise error
+    return [task.result() for task in tasks]
 
 
 def _remove(paths: Sequence[Path]) -> None:

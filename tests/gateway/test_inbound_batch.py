@@ -90,6 +90,35 @@ async def test_a_sender_found_signing_earlier_in_a_batch_must_sign_later_in_it(l
     assert [r.key for r in learned] == [f"edoc/{H55}".encode()]
 
 
+
+async def test_a_bug_in_one_step_ends_the_batch_after_its_other_steps_unmarked(lab, monkeypatch):
+    """An unexpected error (a bug) ends the poll, but only once every fetch of the batch has
+    finished, so none runs on behind the removal of the scratch directories; nothing is
+    marked, and the next poll handles every message."""
+    sent = [await lab.send(signed(document(str(530 + i)), by=H55)) for i in range(3)]
+    real = lab.ctx.axis.get_edoc
+    calls: list[str] = []
+    finished: list[str] = []
+
+    async def get_edoc(doc_id, dest):
+        calls.append(doc_id)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        await asyncio.sleep(0.3)
+        result = await real(doc_id, dest)
+        finished.append(doc_id)
+        return result
+
+    monkeypatch.setattr(lab.ctx.axis, "get_edoc", get_edoc)
+    with pytest.raises(RuntimeError, match="a bug"):
+        await lab.poll()
+    assert len(finished) == 2
+    assert list(lab.ctx.store.scratch().iterdir()) == []
+    assert [await lab.axis_status(s) for s in sent] == ["initial"] * 3
+    monkeypatch.setattr(lab.ctx.axis, "get_edoc", real)
+    assert await lab.poll() == 3
+    assert len(await lab.events("inbound_documents")) == 3
+
 # --- SigningSenders: one write per new sender, however many packages teach it at once ---------
 
 async def test_concurrent_learns_of_one_sender_write_once():
