@@ -1,14 +1,17 @@
 """Inbound: what the axis holds for our agencies becomes events, or is quarantined with a reason.
 
-    getReceivedEdocList (edoc, then status) → getEdoc → read + verify (one pass) and the PDF
-        signature reports, in one worker call (work.receive) → archive package
-      → admit (gateway.admission): From is the axis's sender, addressed to us, signed by From,
-        a sender that signs has signed
-      → accepted: store attachments → arrived event + audit (+ a newly signing sender),
-                  produced together and acknowledged
-      → refused:  archive package → dead letter (quarantine) → audit → status 02 to the sender
-                  the axis vouches for, only when the package's own From agrees
-    → updateStatus done, only once the outcome is acknowledged by Kafka
+    getReceivedEdocList (edoc, then status), handled in batches of BATCH_SIZE listed messages:
+      → getEdoc → read + verify (one pass) and the PDF signature reports, in one worker call
+        (work.receive), CONCURRENT_FETCHES packages at a time
+      → admit (gateway.admission), in the order listed: From is the axis's sender, addressed to
+        us, signed by From, a sender that signs has signed (earlier in the batch included)
+      → archive the packages, store the accepted attachments (one trip to a thread)
+      → accepted: arrived event + audit (+ a newly signing sender)
+        refused:  dead letter (quarantine) → audit → status 02 to the sender the axis vouches
+                  for, only when the package's own From agrees
+        the outcomes of the whole batch produced together, their acknowledgements awaited once
+    → updateStatus done, for each message only once its own outcome is acknowledged by Kafka
+    → the audit records of the marks, produced together
 
 A package that kills the worker reading it is read again alone; if it kills a worker a second
 time it is quarantined as `package.poison` and marked `fail` on the axis. A refusal that would
@@ -30,8 +33,10 @@ import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable, Iterable, Sequence, Set
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -42,10 +47,12 @@ from gateway import admission, events, pdfcheck, work
 from gateway.senders import SigningSenders
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 _NAMESPACE = uuid.UUID("6f1c3f5e-4a53-5d0a-9a52-6a6e3f1f0c55")
 
-CONCURRENT_FETCHES = 4
+CONCURRENT_FETCHES = 4   # packages fetched and read at once (and so suspects of a worker's death)
+BATCH_SIZE = 32         # listed messages whose outcomes are produced and acknowledged together
 POISON_AFTER_DEATHS = 2   # a package that kills this many workers is not read again
 
 REASONS = {
@@ -142,6 +149,31 @@ class _SoloGate:
                     self._cond.notify_all()
 
 
+@dataclass
+class _Received:
+    """One listed message on its way through a batch."""
+
+    item: ReceivedItem
+    flow: str
+    event_id: str
+    bound: Any
+    started: float
+    scratch: Path
+    mark: DeliveryStatus = DeliveryStatus.DONE
+    result: dict[str, Any] = field(default_factory=dict)
+    refusal: GatewayError | None = None
+    learned: str | None = None        # a sender this message teaches us signs
+    archived: Any = None
+    stored: list[Any] = field(default_factory=list)
+    event: Any = None                 # the arrived event, once built
+    topic: str = ""
+    key: bytes | None = None
+
+    @property
+    def package(self) -> Path:
+        return self.scratch / "package.edxml"
+
+
 class InboundPoller:
     def __init__(self, *, ctx: Any, senders: SigningSenders | None = None) -> None:
         self.ctx = ctx
@@ -184,61 +216,126 @@ class InboundPoller:
                 ctx.metrics.inbound_poll(messagetype.value, exc.reason)
                 raise
             ctx.metrics.inbound_poll(messagetype.value)
-            results = await asyncio.gather(*(self._guarded(item, messagetype) for item in items))
-            handled += sum(results)
+            for start in range(0, len(items), BATCH_SIZE):
+                handled += await self.handle_batch(items[start:start + BATCH_SIZE], messagetype)
         return handled
 
-    async def _guarded(self, item: ReceivedItem, messagetype: MessageType) -> bool:
+    async def handle_batch(self, items: Sequence[ReceivedItem], messagetype: MessageType) -> int:
+        """Handle listed messages together; returns how many were marked on the axis.
+
+        1. fetch and read each (CONCURRENT_FETCHES at a time, so that a worker's death makes
+           no more suspects than before);
+        2. decide each, in the order listed (a sender found signing earlier in the batch must
+           sign later in it too);
+        3. archive the packages and store the accepted attachments, in one trip to a thread;
+        4. produce every outcome (arrived event + audit + a newly signing sender, or the
+           quarantine records) and await their acknowledgements together;
+        5. mark on the axis only the messages whose outcome Kafka acknowledged, then audit
+           the marks together.
+        A message that meets a transient error at any step is left unmarked for the next poll
+        (`inbound.deferred`); the others go on.
+        """
+        flow = "inbound-receipt" if messagetype is MessageType.STATUS else "inbound-document"
+
+        def defer(r: _Received, exc: GatewayError) -> None:
+            # Transient: left on the axis, the next poll brings it back.
+            log.warning("inbound.deferred", axis_doc_id=r.item.doc_id, reason=exc.reason,
+                        error=exc.message)
+            self.ctx.metrics.retry(f"inbound-{messagetype.value}", exc.reason)
+
+        batch: list[_Received] = []
+        try:
+            for item in items:
+                batch.append(self._received(item, flow))
+            fetched = await _settled(self._fetch(r) for r in batch)
+            live = self._drop_deferred(batch, fetched, defer)
+            self._decide(live)
+            live = self._drop_deferred(live, await asyncio.to_thread(self._file, live), defer)
+            built = [await self._build_event(r) if r.refusal is None else None for r in live]
+            live = self._drop_deferred(live, built, defer)
+            outcomes = await _settled(self._record_outcome(r) for r in live)
+            live = self._drop_deferred(live, outcomes, defer)
+            marks = await _settled(self._mark(r) for r in live)
+            live = self._drop_deferred(live, marks, defer)
+            await _settled(self.ctx.audit_record(
+                flow=r.flow, step=f"marked-{r.mark.value}", outcome="ok", agency=r.item.to_code,
+                axis_doc_id=r.item.doc_id, event_id=r.event_id) for r in live)
+            now = time.monotonic()
+            for r in live:
+                self.ctx.metrics.axis_to_kafka_seconds.labels(r.flow).observe(now - r.started)
+            return len(live)
+        finally:
+            await asyncio.to_thread(_remove, [r.scratch for r in batch])
+
+    def _received(self, item: ReceivedItem, flow: str) -> _Received:
+        event_id = arrived_event_id(self.ctx.config.axis.systemid, item.doc_id)
+        return _Received(item=item, flow=flow, event_id=event_id, started=time.monotonic(),
+                         bound=log.bind(axis_doc_id=item.doc_id, flow=flow, agency=item.to_code,
+                                        event_id=event_id),
+                         scratch=Path(tempfile.mkdtemp(prefix="in-", dir=self.ctx.store.scratch())))
+
+    @staticmethod
+    def _drop_deferred(batch: list[_Received], errors: Sequence[GatewayError | None],
+                       defer: Callable[[_Received, GatewayError], None]) -> list[_Received]:
+        kept = []
+        for r, error in zip(batch, errors, strict=True):
+            if error is None:
+                kept.append(r)
+            else:
+                defer(r, error)
+        return kept
+
+    async def _fetch(self, r: _Received) -> GatewayError | None:
+        """getEdoc to the scratch directory, then read and verify in a worker (a package that
+        killed workers twice is not read again: it becomes a `package.poison` refusal)."""
+        doc_id = r.item.doc_id
         async with self._inflight:
             try:
-                await self.handle(item, messagetype)
-                return True
+                await self.ctx.axis.get_edoc(doc_id, r.package)
+                try:
+                    if self.deaths.get(doc_id, 0) >= POISON_AFTER_DEATHS:
+                        raise work.WorkerDied("not read again")   # its mark failed last time
+                    r.result = await self._read(r.item, r.package, r.scratch / "attachments")
+                except work.WorkerDied:
+                    if self.deaths.get(doc_id, 0) < POISON_AFTER_DEATHS:
+                        raise                  # read again, alone, in the next poll
+                    # Marked `fail` on the axis: the receiving side gave up on this message.
+                    r.mark = DeliveryStatus.FAIL
+                    r.result = {"error": {
+                        "reason": "package.poison", "where": None,
+                        "message": f"reading the package killed a worker process "
+                                   f"{self.deaths[doc_id]} times; it is not read again"}}
             except GatewayError as exc:
-                # Transient: leave it on the axis; the next poll brings it back.
-                log.warning("inbound.deferred", axis_doc_id=item.doc_id, reason=exc.reason,
-                            error=exc.message)
-                self.ctx.metrics.retry(f"inbound-{messagetype.value}", exc.reason)
-                return False
+                return exc
+        return None
 
-    async def handle(self, item: ReceivedItem, messagetype: MessageType) -> None:
-        ctx = self.ctx
-        flow = "inbound-receipt" if messagetype is MessageType.STATUS else "inbound-document"
-        event_id = arrived_event_id(ctx.config.axis.systemid, item.doc_id)
-        bound = log.bind(axis_doc_id=item.doc_id, flow=flow, agency=item.to_code, event_id=event_id)
-        started = time.monotonic()
-        scratch = Path(tempfile.mkdtemp(prefix="in-", dir=ctx.store.scratch()))
-        try:
-            package = scratch / "package.edxml"
-            await ctx.axis.get_edoc(item.doc_id, package)
-            mark = DeliveryStatus.DONE
+    def _decide(self, batch: list[_Received]) -> None:
+        """Each message's refusal, in the order listed. A sender seen signing validly earlier
+        in the batch counts as signing for the messages after it, as it would had they come
+        in the next poll."""
+        pending: set[tuple[str, str]] = set()
+        for r in batch:
+            r.refusal = self._refusal(r.item, r.result, pending)
+            if r.refusal is None:
+                r.learned = admission.learned_signer(r.result)
+                if r.learned is not None:
+                    pending.add((r.learned, _kind(r.result["kind"])))
+
+    def _file(self, batch: list[_Received]) -> list[GatewayError | None]:
+        """In a thread: archive every package, store the attachments of the accepted ones."""
+        store = self.ctx.store
+        errors: list[GatewayError | None] = []
+        for r in batch:
             try:
-                if self.deaths.get(item.doc_id, 0) >= POISON_AFTER_DEATHS:
-                    raise work.WorkerDied("not read again")   # its mark failed last time
-                result = await self._read(item, package, scratch / "attachments")
-            except work.WorkerDied:
-                if self.deaths.get(item.doc_id, 0) < POISON_AFTER_DEATHS:
-                    raise                  # read again, alone, in the next poll
-                # Marked `fail` on the axis: the receiving side gave up on this message.
-                mark = DeliveryStatus.FAIL
-                result = {"error": {
-                    "reason": "package.poison", "where": None,
-                    "message": f"reading the package killed a worker process "
-                               f"{self.deaths[item.doc_id]} times; it is not read again"}}
-            archived = await asyncio.to_thread(ctx.store.archive_package, package)
-            refusal = self._refusal(item, result)
-            if refusal is None:
-                refusal = await self._accept(item, flow, event_id, result, archived, bound,
-                                             scratch)
-            if refusal is not None:
-                await self._quarantine(item, flow, event_id, result, archived, refusal, bound)
-            await ctx.axis.update_status(item.doc_id, mark)
-            self.deaths.pop(item.doc_id, None)
-            await ctx.audit_record(flow=flow, step=f"marked-{mark.value}", outcome="ok",
-                                   agency=item.to_code, axis_doc_id=item.doc_id,
-                                   event_id=event_id)
-            ctx.metrics.axis_to_kafka_seconds.labels(flow).observe(time.monotonic() - started)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+                r.archived = store.archive_package(r.package)
+                if r.refusal is None:
+                    r.stored = [store.put(Path(att["path"]), att["attachment_name"], move=True)
+                                for att in r.result["attachments"]]
+            except GatewayError as exc:
+                errors.append(exc)
+                continue
+            errors.append(None)
+        return errors
 
     async def _read(self, item: ReceivedItem, package: Path,
                     attachments: Path) -> dict[str, Any]:
@@ -268,13 +365,18 @@ class InboundPoller:
         ctx.metrics.package_seconds.labels("read_verify").observe(time.monotonic() - begun)
         return result
 
-    def must_sign(self, organ_id: str | None, kind: str) -> bool:
+    def must_sign(self, organ_id: str | None, kind: str,
+                  pending: Set[tuple[str, str]] = frozenset()) -> bool:
         """Whether packages of this kind from this sender must carry a valid signature
-        (configured, or a valid signature bound to it was received before)."""
-        return bool(organ_id) and (self.policy.configured(organ_id)  # type: ignore[arg-type]
-                                   or self.senders.signs(organ_id, kind))  # type: ignore[arg-type]
+        (configured, or a valid signature bound to it was received before, or earlier in the
+        same batch: `pending`)."""
+        return bool(organ_id) and (
+            self.policy.configured(organ_id)  # type: ignore[arg-type]
+            or self.senders.signs(organ_id, kind)  # type: ignore[arg-type]
+            or (organ_id, _kind(kind)) in pending)
 
-    def _refusal(self, item: ReceivedItem, result: dict[str, Any]) -> GatewayError | None:
+    def _refusal(self, item: ReceivedItem, result: dict[str, Any],
+                 pending: Set[tuple[str, str]] = frozenset()) -> GatewayError | None:
         ctx = self.ctx
         if "error" in result:
             err = result["error"]
@@ -306,73 +408,104 @@ class InboundPoller:
             # lose every receipt from a province using it. Its verdict travels in the event.
             return GatewayError("inbound.signature_required", "the package is not signed")
         return (admission.downgrade_refusal(
-            result, must_sign=self.must_sign(admission.from_organ_id(result), result["kind"]))
+            result, must_sign=self.must_sign(admission.from_organ_id(result), result["kind"],
+                                             pending))
             or pdfcheck.inbound_refusal(result))
 
-    async def _accept(self, item: ReceivedItem, flow: str, event_id: str, result: dict[str, Any],
-                      archived: Any, bound: Any, scratch: Path) -> GatewayError | None:
-        """Publish the arrived event; a refusal if it cannot be published whatever the retries
-        (then the caller quarantines)."""
-        ctx = self.ctx
-        refs = []
-        for att in result["attachments"]:
-            stored = await asyncio.to_thread(ctx.store.put, Path(att["path"]),
-                                             att["attachment_name"], move=True)
-            refs.append(stored)
-        key = events.document_key(result)
+    async def _build_event(self, r: _Received) -> GatewayError | None:
+        """Build the arrived event (`r.event`), or refuse the message (`r.refusal`) when it
+        cannot be published whatever the retries (then it is quarantined); the transient
+        error of storing its Content, if any."""
+        try:
+            r.refusal = await self._event_refusal(r)
+        except GatewayError as exc:
+            return exc
+        if r.refusal is not None:
+            r.learned = None
+        return None
+
+    async def _event_refusal(self, r: _Received) -> GatewayError | None:
+        ctx, item, result = self.ctx, r.item, r.result
+        r.key = events.document_key(result)
         limit = ctx.config.inbound.max_event_bytes
         if result["kind"] == "status":
-            event = events.receipt_arrived(event_id=event_id, item=item, result=result,
-                                           archived=archived, source=ctx.source)
-            topic = ctx.config.topics.inbound_topic("receipts", item.to_code)
-            size = events.record_bytes(event, key)
+            r.event = events.receipt_arrived(event_id=r.event_id, item=item, result=result,
+                                             archived=r.archived, source=ctx.source)
+            r.topic = ctx.config.topics.inbound_topic("receipts", item.to_code)
+            size = events.record_bytes(r.event, r.key)
         else:
-            event = events.document_arrived(event_id=event_id, item=item, result=result,
-                                            stored=refs, archived=archived, source=ctx.source)
-            topic = ctx.config.topics.inbound_topic("documents", item.to_code)
+            r.event = events.document_arrived(event_id=r.event_id, item=item, result=result,
+                                              stored=r.stored, archived=r.archived,
+                                              source=ctx.source)
+            r.topic = ctx.config.topics.inbound_topic("documents", item.to_code)
             content = events.document_content(result)
-            size = events.record_bytes(event, key)
+            size = events.record_bytes(r.event, r.key)
             if size > limit and content is not None:
                 # Claim check: the large Content goes to the store, the event points to it.
-                text = scratch / "content.txt"
+                text = r.scratch / "content.txt"
                 text.write_text(content, encoding="utf-8")
                 content_ref = await asyncio.to_thread(ctx.store.put, text, "content.txt",
                                                       move=True)
-                event = events.document_arrived(event_id=event_id, item=item, result=result,
-                                                stored=refs, archived=archived,
-                                                source=ctx.source, content_ref=content_ref)
-                bound.info("inbound.content_by_reference", size=content_ref.size)
-                size = events.record_bytes(event, key)
+                r.event = events.document_arrived(event_id=r.event_id, item=item,
+                                                  result=result, stored=r.stored,
+                                                  archived=r.archived, source=ctx.source,
+                                                  content_ref=content_ref)
+                r.bound.info("inbound.content_by_reference", size=content_ref.size)
+                size = events.record_bytes(r.event, r.key)
         if size > limit:
             # Permanent: fetching the package again would build the same event.
             return GatewayError("inbound.event_too_large",
                                 f"the arrived event would take {size} bytes, more than "
                                 f"[inbound] max_event_bytes ({limit}), even with its Content "
                                 "in the store")
+        return None
+
+    async def _record_outcome(self, r: _Received) -> GatewayError | None:
+        """Publish or quarantine; the transient error that leaves the message unmarked."""
+        try:
+            if r.refusal is None:
+                await self._publish(r)
+            else:
+                await self._quarantine(r.item, r.flow, r.event_id, r.result, r.archived,
+                                       r.refusal, r.bound)
+        except GatewayError as exc:
+            return exc
+        return None
+
+    async def _publish(self, r: _Received) -> None:
+        ctx, item, result, event = self.ctx, r.item, r.result, r.event
         # The event, the audit record and (the first time) the signing sender are produced
-        # together and awaited once: the caller marks the message done only after all of them.
-        # Should the event not be acknowledged, the message stays unmarked and comes back with
-        # the same event id; its audit then shows "published" once per attempt.
-        writes = [ctx.publish_retrying(lambda: ctx.publish_event(topic, event, key=key)),
-                  ctx.audit_record(flow=flow, step="published", outcome="ok",
+        # together, with those of the rest of the batch, and awaited at once: the message is
+        # marked done only after all of its records are acknowledged. Should the event not be
+        # acknowledged, the message stays unmarked and comes back with the same event id; its
+        # audit then shows "published" once per attempt.
+        writes = [ctx.publish_retrying(lambda: ctx.publish_event(r.topic, event, key=r.key)),
+                  ctx.audit_record(flow=r.flow, step="published", outcome="ok",
                                    agency=item.to_code, axis_doc_id=item.doc_id,
-                                   event_id=event_id, document_id=events.document_id_of(result),
+                                   event_id=r.event_id, document_id=events.document_id_of(result),
                                    package_sha256=result["sha256"],
                                    signature=result["signature"]["status"],
                                    attachment_signatures=pdfcheck.audit_text(result))]
-        learned = admission.learned_signer(result)
+        learned = r.learned
         if learned is not None and not self.senders.signs(learned, result["kind"]):
             serial = ((result["signature"].get("signer") or {}).get("serial"))
             writes.append(ctx.publish_retrying(lambda: self.senders.learn(
                 learned, result["kind"], axis_doc_id=item.doc_id, signer_serial=serial)))
         done = await asyncio.gather(*writes)
         if learned is not None and len(done) > 2 and done[2]:
-            bound.info("inbound.sender_signs", sender=learned)
-        ctx.metrics.message(flow, "ok", None, agency=item.to_code)
+            r.bound.info("inbound.sender_signs", sender=learned)
+        ctx.metrics.message(r.flow, "ok", None, agency=item.to_code)
         if result["kind"] == "status":
             ref = result["package"]["message_header"].get("response_for", {})
             ctx.sent_unreceipted.pop(ref.get("document_id"), None)
-        bound.info("inbound.published", topic=topic, signature=result["signature"]["status"])
+        r.bound.info("inbound.published", topic=r.topic, signature=result["signature"]["status"])
+
+    async def _mark(self, r: _Received) -> GatewayError | None:
+        try:
+            await self.ctx.axis.update_status(r.item.doc_id, r.mark)
+        except GatewayError as exc:
+            return exc
+        self.deaths.pop(r.item.doc_id, None)
         return None
 
     async def _quarantine(self, item: ReceivedItem, flow: str, event_id: str,
@@ -411,3 +544,33 @@ class InboundPoller:
                     ctx.config.topics.outbound_topic("receipts", item.to_code), receipt,
                     key=events.document_key(result)))
                 bound.info("inbound.rejection_queued")
+
+
+async def _settled(steps: Iterable[Awaitable[T]]) -> list[T]:
+    """Await every step of a batch; then raise the first unexpected error, if any, so that no
+    step is still running when the batch's scratch directories are removed."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    if not tasks:
+        return []
+    try:
+        await asyncio.wait(tasks)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for task in tasks:
+        error = task.exception()
+        if error is not None:
+            raise error
+    return [task.result() for task in tasks]
+
+
+def _remove(paths: Sequence[Path]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _kind(kind: str) -> str:
+    """The kinds a sender is remembered signing (gateway.senders)."""
+    return "status" if kind == "status" else "edoc"

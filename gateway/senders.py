@@ -16,6 +16,8 @@ placeholder-signed documents from the reference libraries, and they must keep fl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +36,7 @@ class SigningSenders:
         self._topic = topic
         self._send = send
         self._known: dict[str, dict[str, Any]] = {}
+        self._learning: dict[str, asyncio.Future[None]] = {}   # writes in flight, by key
 
     def signs(self, organ_id: str, kind: str) -> bool:
         """Whether a valid signature of this kind ("edoc" or "status") has come from it."""
@@ -69,13 +72,23 @@ class SigningSenders:
         """Remember that `organ_id` signs packages of `kind`; True if it was new (and is now
         acknowledged by Kafka)."""
         key = _key(organ_id, kind)
+        # Two packages of a new signing sender in one batch: the second waits for the first's
+        # write instead of writing the entry again (and writes it if the first failed).
+        while (running := self._learning.get(key)) is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(running)
         if key in self._known:
             return False
         entry = {"organ_id": organ_id, "kind": kind, "first_valid": time.time(),
                  "axis_doc_id": axis_doc_id, "signer_serial": signer_serial}
-        if self._send is not None:
-            await self._send(key.encode(), json.dumps(entry, separators=(",", ":")).encode())
-        self._known[key] = entry
+        self._learning[key] = writing = asyncio.get_running_loop().create_future()
+        try:
+            if self._send is not None:
+                await self._send(key.encode(), json.dumps(entry, separators=(",", ":")).encode())
+            self._known[key] = entry
+        finally:
+            del self._learning[key]
+            writing.set_result(None)
         return True
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from edxml.model import (Attachment, Code, DocumentPackage, DocumentType, MessageHeader,
                          Organization, PromulgationInfo)
+from edxml import pdfsig
 from edxml.pdfsig import PdfLimits, PdfTrust, analyse_pdf
 from edxml.pki import TestPki, init_test_pki
 from edxml.writer import write_package_file
@@ -159,3 +160,24 @@ def test_no_reports_for_a_refused_package_or_a_status_package(tmp_path: Path) ->
          "detected_type": "application/pdf", "declared_type": None}]}
     assert pdfcheck.inbound_pdfs(status) == []
     assert pdfcheck.inbound_pdfs({**status, "kind": "edoc"}) == status["attachments"]
+
+
+def test_trust_loaded_once_decides_what_trust_loaded_per_signature_decided(
+        pdf_files: dict[str, Path], test_pki: TestPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The roots and CRLs are loaded once per trust and reused by every validation; the reports
+    are those of loading them for every signature, whichever trust was used last."""
+    trusted = PdfTrust.from_paths((str(test_pki.trust_dir),), (str(test_pki.crl),))
+    nothing = PdfTrust()
+    names = sorted(pdf_files)
+    pdfsig._loaded.cache_clear()
+    reused = [[analyse_pdf(pdf_files[n], trust).as_dict() for n in names]
+              for trust in (trusted, nothing, trusted, nothing)]
+    assert pdfsig._loaded.cache_info().misses == 2          # loaded once per trust
+    monkeypatch.setattr(pdfsig, "_loaded", pdfsig._loaded.__wrapped__)
+    fresh = [[analyse_pdf(pdf_files[n], trust).as_dict() for n in names]
+             for trust in (trusted, nothing)]
+    for got, expected in zip(reused, fresh * 2, strict=True):
+        for name, new, old in zip(names, got, expected, strict=True):
+            assert new == old, name
+    verdicts = [{s["verdict"] for r in run for s in r["signatures"]} for run in fresh]
+    assert verdicts[0] >= {"valid", "revoked", "invalid"} and "valid" not in verdicts[1]
