@@ -39,6 +39,7 @@ import argparse
 import base64
 import hashlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -175,7 +176,28 @@ def fetch(kafka_version: str = DEFAULT_KAFKA_VERSION, *, quiet: bool = True) -> 
 # Readiness: a Metadata request over a plain socket (no client library needed)
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999   # Linux's default; elsewhere only a guess
+
+
 def _free_port(host: str) -> int:
+    """A free port below the ephemeral range. A port the kernel hands out (bind to 0) is one
+    it also gives to outgoing connections: while a broker is stopped, any client socket may take
+    it, and the broker cannot start again on the ports its formatted state keeps."""
+    low, _high = _ephemeral_range()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), max(1025, low))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
