@@ -289,6 +289,10 @@ def _analyse_stream(stream: IO[bytes], trust: PdfTrust, limits: PdfLimits, now: 
     if declared and max(declared) > limits.max_objects:
         return _unreadable(size, "pdf.too_many_objects",
                            f"the trailer declares {max(declared)} objects, the limit is {limits.max_objects}")
+    if isinstance(stream, io.BytesIO):
+        failure = _certain_eof_failure(stream.getvalue())
+        if failure is not None:
+            return _unreadable(size, _reason_of(failure), _describe(failure))
     try:
         return _read_signatures(stream, size, trust, limits, now)
     except RecursionError:
@@ -297,6 +301,57 @@ def _analyse_stream(stream: IO[bytes], trust: PdfTrust, limits: PdfLimits, now: 
         return _unreadable(size, "pdf.bomb", "reading the file needed more memory than is available")
     except Exception as exc:  # noqa: BLE001 - any failure of the reader is a fact about the file
         return _unreadable(size, _reason_of(exc), _describe(exc))
+
+
+_NEWLINES = (0x0A, 0x0D)
+
+
+def _certain_eof_failure(raw: bytes) -> Exception | None:
+    """The error pyHanko's reader raises on these bytes, when it is certain without reading
+    them with pyHanko; else None (then pyHanko reads them, as always).
+
+    pyHanko looks for ``%%EOF`` by reading the file backwards one byte at a time through a
+    Python generator (``process_data_at_eof``), which costs more than the whole of a small
+    file's read when the marker is not there (a scan saved as a PDF, or random bytes). When
+    ``%%EOF`` occurs nowhere in the file, no line it reads can start with it, so its search
+    ends in a ``PdfReadError``; which one (the first line start before the last KiB, or the
+    start of the file reached) is decided here by walking the same lines with ``rfind``. The
+    header is checked first by pyHanko's own function, as its reader does; a file whose walk
+    comes near its first bytes is left to pyHanko.
+    """
+    from pyhanko.pdf_utils.misc import PdfReadError
+    from pyhanko.pdf_utils.reader import _read_header_version
+
+    if b"%%EOF" in raw:
+        return None
+    try:
+        _read_header_version(io.BytesIO(raw))
+    except Exception:  # noqa: BLE001 - pyHanko reports it itself
+        return None
+    # The walk of process_data_at_eof / read_next_end_line, a line at a time: `pos` is the
+    # stream position before each line is read (it starts on the last byte).
+    pos = len(raw) - 1
+    last_1k = pos - 1024 + 1
+    while pos >= last_1k:
+        newline = max(raw.rfind(b"\n", 0, pos + 1), raw.rfind(b"\r", 0, pos + 1))
+        if newline < 4:
+            return None     # near the start of the file: pyHanko decides
+        # read_next_end_line reads back to the newline, then over the run of newlines with its
+        # own stepping (two back per byte read, one more after a CR+LF pair)
+        x = raw[newline]
+        pos = newline - 1
+        crlf = False
+        while x in _NEWLINES:
+            if pos < 4:
+                return None
+            x = raw[pos]
+            pos += 1
+            if x in _NEWLINES:
+                pos -= 1
+                crlf = True
+            pos -= 2
+        pos += 2 if crlf else 1
+    return PdfReadError("EOF marker not found")
 
 
 def _reason_of(exc: BaseException) -> str:

@@ -498,7 +498,8 @@ class InboundPoller:
         if result["kind"] == "status":
             ref = result["package"]["message_header"].get("response_for", {})
             ctx.sent_unreceipted.pop(ref.get("document_id"), None)
-        r.bound.info("inbound.published", topic=r.topic, signature=result["signature"]["status"])
+        r.bound.info("inbound.published", topic=r.topic, signature=result["signature"]["status"],
+                     **(pdfcheck.issuer_breach(result) or {}))
 
     async def _mark(self, r: _Received) -> GatewayError | None:
         try:
@@ -526,7 +527,8 @@ class InboundPoller:
                                attachment_signatures=pdfcheck.audit_text(result))
         ctx.metrics.message(flow, "quarantined", refusal.reason, agency=item.to_code)
         ctx.metrics.dead_letter(flow, refusal.reason)
-        bound.warning("inbound.quarantined", reason=refusal.reason, error=refusal.message)
+        bound.warning("inbound.quarantined", reason=refusal.reason, error=refusal.message,
+                      **(pdfcheck.issuer_breach(result) or {}))
         # A 02 goes only to the sender the axis vouches for, and only when the package's own
         # From agrees: a package naming someone else must not make us write into their mailbox.
         told = admission.rejection_recipient(item, result)

@@ -159,3 +159,25 @@ async def test_a_failed_learn_is_written_by_the_next_package_that_teaches_it():
     assert await second is True
     assert writes == [f"edoc/{H55}".encode()] * 2
     assert senders.signs(H55, "edoc")
+
+
+async def test_the_published_line_carries_the_issuer_breach_of_its_package(lab):
+    from structlog.testing import capture_logs
+
+    for i in range(2):
+        await lab.send(signed(document(str(560 + i)), by=H55))
+    with capture_logs() as logs:
+        assert await lab.poll() == 2
+    arrived = {e.id: e.data for e in await lab.events("inbound_documents")}
+    published = [e for e in logs if e["event"] == "inbound.published"]
+    assert len(published) == 2
+    assert not [e for e in logs if e["event"] == "inbound.attachment_unsigned"]
+    # Not vacuous: the lab's documents carry no signed PDF, so the (report) rule is breached.
+    assert all("attachment_unsigned" in line for line in published)
+    for line in published:
+        issuer = arrived[line["event_id"]]["attachment_signatures"].get("issuer")
+        if issuer is None or issuer["ok"]:
+            assert "attachment_unsigned" not in line
+        else:
+            assert line["attachment_unsigned"] == issuer["message"]
+            assert line["issuer_policy"] == issuer["policy"] and line["sender"] == H55

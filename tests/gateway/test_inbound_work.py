@@ -8,8 +8,11 @@ from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edxml.model import (Attachment, Code, DocumentPackage, DocumentType, MessageHeader,
                          Organization, PromulgationInfo)
@@ -181,3 +184,58 @@ def test_trust_loaded_once_decides_what_trust_loaded_per_signature_decided(
             assert new == old, name
     verdicts = [{s["verdict"] for r in run for s in r["signatures"]} for run in fresh]
     assert verdicts[0] >= {"valid", "revoked", "invalid"} and "valid" not in verdicts[1]
+
+
+# -- a file without %%EOF, decided without pyHanko's byte-at-a-time search ------------------------
+
+def _pyhanko_error(data: bytes) -> str | None:
+    """What pyHanko's reader itself raises on `data` (None when it reads it)."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        PdfFileReader(io.BytesIO(data), strict=False)
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+_TAILS = st.lists(st.one_of(
+    st.sampled_from([b"\n", b"\r", b"\r\n", b"\n\r", b"\r\r\n", b"\n\n", b"%%EO", b"F", b"x"]),
+    st.binary(min_size=0, max_size=400)), max_size=40).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(head=st.sampled_from([b"%PDF-1.7\n", b"%PDF-1.4\r\n", b"junk%PDF-1.7\n", b"%PDF-x\n"]),
+       filler=st.integers(0, 3000), tail=_TAILS)
+def test_a_file_without_eof_marker_is_decided_as_pyhanko_decides(head: bytes, filler: int,
+                                                                  tail: bytes) -> None:
+    data = head + bytes(range(256)) * (filler // 256) + tail
+    decided = pdfsig._certain_eof_failure(data)
+    if decided is not None:
+        assert b"%%EOF" not in data
+        assert f"{type(decided).__name__}: {decided}" == _pyhanko_error(data)
+    fast = analyse_pdf(data, PdfTrust())
+    with mock.patch.object(pdfsig, "_certain_eof_failure", lambda raw: None):
+        slow = analyse_pdf(data, PdfTrust())
+    assert fast == slow
+
+
+def test_the_cheap_decision_is_taken_for_random_bytes_and_never_with_a_marker() -> None:
+    import random
+
+    rng = random.Random(14)
+    decided = 0
+    for size in (1100, 2000, 30_000):
+        for _ in range(20):
+            data = b"%PDF-1.7\n" + rng.randbytes(size)
+            if b"%%EOF" in data:
+                continue
+            got = pdfsig._certain_eof_failure(data)
+            decided += got is not None
+            if got is not None:
+                assert f"{type(got).__name__}: {got}" == _pyhanko_error(data)
+    assert decided >= 55       # not vacuous: random bytes after a header are decided cheaply
+    signed_with_marker = b"%PDF-1.7\n" + rng.randbytes(3000) + b"\n%%EOF\n"
+    assert pdfsig._certain_eof_failure(signed_with_marker) is None

@@ -133,3 +133,27 @@ async def test_article_3_6_report_audits_and_require_refuses(files: dict[str, Pa
     ok = await pdfcheck.outbound_check(_ctx(original_digitised_require=(FIRST,)),
                                        _item(FIRST, ["digitised", "original"]), both)
     assert ok is not None and ok["original_digitised"]["ok"]
+
+
+async def test_an_issuer_breach_is_told_on_the_packages_own_line_not_a_line_of_its_own(
+        files: dict[str, Path]) -> None:
+    from structlog.testing import capture_logs
+
+    cases = {"unsigned": (_ctx(), FIRST, "unsigned"), "signed": (_ctx(), FIRST, "valid"),
+             "require": (_ctx(issuer_require=(SECOND,)), SECOND, "valid"),
+             "off": (_ctx(issuer_policy="off"), FIRST, "unsigned")}
+    got = {}
+    with capture_logs() as logs:
+        for name, (ctx, sender, pdf) in cases.items():
+            result = await pdfcheck.with_inbound_report(ctx, _received(sender, [
+                ("qd.pdf", files[pdf], "application/pdf", None)]))
+            got[name] = (pdfcheck.issuer_breach(result), result["attachment_signatures"])
+    assert logs == []
+    breach, summary = got["unsigned"]
+    assert breach == {"attachment_unsigned": summary["issuer"]["message"],
+                      "issuer_policy": "report", "sender": FIRST}
+    assert got["signed"][0] is None and got["off"][0] is None
+    breach, summary = got["require"]
+    assert breach is not None and breach["issuer_policy"] == "require"
+    assert FIRST in breach["attachment_unsigned"] and breach["sender"] == SECOND
+    assert pdfcheck.issuer_breach({"error": {"reason": "edxml.malformed"}}) is None
