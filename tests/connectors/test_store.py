@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.store import AttachmentStore, FileStore, StoreError, StoredRef
 
@@ -470,3 +472,61 @@ def test_a_copy_checks_the_size_on_the_bytes_read(tmp_path: Path, actual: int) -
         os.close(fd)
     assert caught.value.reason == "store.size_mismatch"
     assert caught.value.message == "f does not match the size in the event"
+
+
+def _in_scratch_by_realpath(store: FileStore, src: Path) -> bool:
+    """The plain definition `_in_scratch` answers more cheaply."""
+    scratch = store.root / "tmp"
+    return Path(os.path.abspath(src)).is_relative_to(scratch) \
+        and Path(os.path.realpath(src)).is_relative_to(os.path.realpath(scratch))
+
+
+def test_in_scratch_decides_as_the_full_resolution_does(store: FileStore,
+                                                        tmp_path: Path) -> None:
+    scratch = store.scratch()
+    outside = tmp_path / "outside"
+    write(outside / "package.edxml", b"x")
+    write(scratch / "work" / "package.edxml", b"x")
+    (scratch / "out").symlink_to(outside)               # a directory link leading out
+    (scratch / "in").symlink_to(scratch / "work")       # a directory link staying inside
+    (scratch / "leaf").symlink_to(outside / "package.edxml")
+    (scratch / "dangling").symlink_to(tmp_path / "nowhere")
+    outside_link = tmp_path / "to-scratch"
+    outside_link.symlink_to(scratch)
+    candidates = [
+        scratch, scratch / "work", scratch / "work" / "package.edxml",
+        scratch / "missing" / "package.edxml", scratch / "out" / "package.edxml",
+        scratch / "in" / "package.edxml", scratch / "leaf", scratch / "dangling",
+        scratch / "work" / ".." / "out" / "package.edxml", outside / "package.edxml",
+        outside_link / "work" / "package.edxml", store.root, store.root / "tmpx" / "a",
+        Path(os.path.relpath(scratch / "work" / "package.edxml")),
+    ]
+    answers = {str(c): store._in_scratch(c) for c in candidates}
+    assert answers == {str(c): _in_scratch_by_realpath(store, c) for c in candidates}
+    assert answers[str(scratch / "work" / "package.edxml")] is True
+    assert answers[str(scratch / "out" / "package.edxml")] is False
+    assert answers[str(scratch / "leaf")] is False
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789abcdefABCDEF-g x\u00e9", min_size=60, max_size=68))
+def test_path_for_accepts_exactly_64_lower_case_hex_digits(sha: str) -> None:
+    store = FileStore("store-root-never-created")
+    plain = len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)
+    try:
+        store.path_for("archive", sha)
+    except ValueError:
+        assert not plain
+    else:
+        assert plain
+
+
+def test_archiving_recreates_an_area_removed_meanwhile(store: FileStore) -> None:
+    first = write(store.scratch() / "a" / "package.edxml", b"one")
+    store.archive_package(first)
+    shutil.rmtree(store.root / "archive")
+    second = write(store.scratch() / "b" / "package.edxml", b"two")
+    stored = store.archive_package(second)
+    assert stored.path.read_bytes() == b"two"
+    assert stored.path == store.path_for("archive", hashlib.sha256(b"two").hexdigest())
+    assert stored.uri == stored.path.as_uri()
