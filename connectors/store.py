@@ -230,28 +230,7 @@ class FileStore:
         """An open, read-only descriptor of the referenced regular file whose size is the one
         the event gives; refused if it is not beneath the roots without any symlink."""
         uri = ref.uri
-        path = self._path_of(uri)
-        roots = self.roots_for(agency)
-        rel = None
-        for configured, real in roots:
-            for form in (configured, real):
-                if path == form:
-                    raise StoreError("store.missing", f"{_short(uri)} is a directory, not a "
-                                     "regular file", where=_short(uri))
-                if path.is_relative_to(form):
-                    rel, base = path.parts[len(form.parts):], real
-                    break
-            if rel is not None:
-                break
-        if rel is None:
-            whose = "the sending agency's attachment roots" if agency is not None \
-                else "the store and the allowed roots"
-            raise StoreError("store.forbidden", f"{_short(uri)} is not beneath {whose}",
-                             where=_short(uri))
-        if any(path.is_relative_to(n) or Path(base, *rel).is_relative_to(n)
-               for n in self._never):
-            raise StoreError("store.forbidden", f"{_short(uri)} names the gateway's archive or "
-                             "scratch area", where=_short(uri))
+        base, rel = self._locate(uri, agency)
         fd = _open_beneath(base, rel, uri)
         try:
             info = os.fstat(fd)
@@ -269,7 +248,37 @@ class FileStore:
             raise
         return fd
 
-    def _path_of(self, uri: str) -> Path:
+    def _locate(self, uri: str, agency: str | None) -> tuple[Path, tuple[str, ...]]:
+        """The real root a reference lies beneath and the parts of its path below it; refused
+        if it is beneath none of the roots, names a root itself, or the archive or scratch."""
+        # The path's parts, compared as tuples with the roots' (pathlib's `==` and
+        # `is_relative_to` are these comparisons, less the parsing on every call).
+        path = self._parts_of(uri)
+        roots = self.roots_for(agency)
+        rel = None
+        for configured, real in roots:
+            for form in (configured.parts, real.parts):
+                if path == form:
+                    raise StoreError("store.missing", f"{_short(uri)} is a directory, not a "
+                                     "regular file", where=_short(uri))
+                if path[:len(form)] == form:
+                    rel, base = path[len(form):], real
+                    break
+            if rel is not None:
+                break
+        if rel is None:
+            whose = "the sending agency's attachment roots" if agency is not None \
+                else "the store and the allowed roots"
+            raise StoreError("store.forbidden", f"{_short(uri)} is not beneath {whose}",
+                             where=_short(uri))
+        opened = base.parts + rel
+        if any(path[:len(n.parts)] == n.parts or opened[:len(n.parts)] == n.parts
+               for n in self._never):
+            raise StoreError("store.forbidden", f"{_short(uri)} names the gateway's archive or "
+                             "scratch area", where=_short(uri))
+        return base, rel
+
+    def _path_of_text(self, uri: str) -> str:
         where = _short(uri)
         if not isinstance(uri, str) or "\x00" in uri:
             raise StoreError("store.forbidden", "the reference is not a usable URI", where=where)
@@ -289,7 +298,17 @@ class FileStore:
                              where=where)
         if ".." in raw.split("/"):
             raise StoreError("store.forbidden", "the path contains '..'", where=where)
-        return Path(raw)
+        return raw
+
+    def _parts_of(self, uri: str) -> tuple[str, ...]:
+        """`_path_of(uri).parts`, without building the Path for a plain absolute path (no
+        empty or '.' component, which pathlib would drop or keep as '//')."""
+        raw = self._path_of_text(uri)
+        parts = raw.split("/")
+        parts[0] = "/"
+        if all(parts[1:]) and "." not in parts:
+            return tuple(parts)
+        return Path(raw).parts
 
     # -- writing ---------------------------------------------------------------------------------
 

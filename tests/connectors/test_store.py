@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.store import AttachmentStore, FileStore, StoreError, StoredRef
@@ -530,3 +530,66 @@ def test_archiving_recreates_an_area_removed_meanwhile(store: FileStore) -> None
     assert stored.path.read_bytes() == b"two"
     assert stored.path == store.path_for("archive", hashlib.sha256(b"two").hexdigest())
     assert stored.uri == stored.path.as_uri()
+
+
+def _located_by_pathlib(store: FileStore, uri: str, agency: str | None) -> object:
+    """Where `_locate` must put a reference, by the pathlib comparisons it replaces."""
+    try:
+        path = Path(store._path_of_text(uri))
+    except StoreError as exc:
+        return (exc.reason, exc.message, exc.where)
+    for configured, real in store.roots_for(agency):
+        for form in (configured, real):
+            if path == form:
+                return ("store.missing", "directory")
+            if path.is_relative_to(form):
+                rel, base = path.parts[len(form.parts):], real
+                if any(path.is_relative_to(n) or Path(base, *rel).is_relative_to(n)
+                       for n in store._never):
+                    return ("store.forbidden", "archive or scratch")
+                return (base, tuple(rel))
+    return ("store.forbidden", "not beneath")
+
+
+def _located(store: FileStore, uri: str, agency: str | None) -> object:
+    try:
+        return store._locate(uri, agency)
+    except StoreError as exc:
+        if "is a directory" in exc.message:
+            return ("store.missing", "directory")
+        if "archive or scratch" in exc.message:
+            return ("store.forbidden", "archive or scratch")
+        if "is not beneath" in exc.message:
+            return ("store.forbidden", "not beneath")
+        return (exc.reason, exc.message, exc.where)
+
+
+_SEGMENT = st.sampled_from(["", ".", "..", "a", "b", "share", "tmp", "archive", "store",
+                            "att.pdf", "x%2Fy", "%2E", "é"])
+
+
+@pytest.fixture
+def located_store(tmp_path: Path) -> FileStore:
+    real = tmp_path / "real-share"
+    (real / "a").mkdir(parents=True)
+    (tmp_path / "share").symlink_to(real)         # the configured form is a link to the real
+    (tmp_path / "store").mkdir()
+    return FileStore(tmp_path / "store", [tmp_path / "allowed"],
+                     agency_roots={"G01": [tmp_path / "share"], "ROOT": ["/"]})
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])   # it is only read
+@given(prefix=st.sampled_from(["share", "real-share", "store", "store/tmp", "store/archive",
+                               "allowed", "elsewhere", ""]),
+       segments=st.lists(_SEGMENT, max_size=4), slashes=st.sampled_from(["/", "//", "/./"]),
+       agency=st.sampled_from(["G01", "ROOT", None, "nobody"]),
+       host=st.sampled_from(["", "localhost"]), trailing=st.sampled_from(["", "/", "/."]))
+def test_locate_decides_as_the_pathlib_comparisons(located_store: FileStore, prefix: str,
+                                                   segments: list[str], slashes: str,
+                                                   agency: str | None, host: str,
+                                                   trailing: str) -> None:
+    base = str(located_store.root.parent) + ("/" + prefix if prefix else "")
+    uri = f"file://{host}" + base + (slashes + slashes.join(segments) if segments else "") \
+        + trailing
+    assert _located(located_store, uri, agency) == _located_by_pathlib(located_store, uri, agency)
