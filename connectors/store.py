@@ -301,8 +301,8 @@ class FileStore:
         return raw
 
     def _parts_of(self, uri: str) -> tuple[str, ...]:
-        """`_path_of(uri).parts`, without building the Path for a plain absolute path (no
-        empty or '.' component, which pathlib would drop or keep as '//')."""
+        """`Path(raw).parts` of the reference's path, without building the Path for a plain
+        path (no empty or '.' component, which pathlib would drop or keep as '//')."""
         raw = self._path_of_text(uri)
         parts = raw.split("/")
         parts[0] = "/"
