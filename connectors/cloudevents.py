@@ -98,6 +98,11 @@ def _is_json_content_type(content_type: str) -> bool:
         media.startswith("application/") and media.endswith("+json"))
 
 
+#: `json.dumps(..., ensure_ascii=False, separators=(",", ":"), allow_nan=False)` with its
+#: encoder made once (json.dumps builds a new one on every call given any option).
+_DATA_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _format_time(moment: datetime) -> str:
     text = moment.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
@@ -184,8 +189,7 @@ class CloudEvent:
     def data_bytes(self) -> bytes | None:
         if self.data is None:
             return None
-        return json.dumps(self.data, ensure_ascii=False, separators=(",", ":"),
-                          allow_nan=False).encode("utf-8")
+        return _DATA_JSON.encode(self.data).encode("utf-8")
 
     def to_record(self, key: bytes | str | None = None) -> KafkaRecord:
         """Binary content mode. `key` defaults to the `partitionkey` extension, if any."""
@@ -225,8 +229,7 @@ class CloudEvent:
     def to_structured_record(self, key: bytes | str | None = None) -> KafkaRecord:
         """Structured content mode: the whole event as JSON in the value."""
         binary = self.to_record(key)
-        value = json.dumps(self.to_structured(), ensure_ascii=False, separators=(",", ":"),
-                           allow_nan=False).encode("utf-8")
+        value = _DATA_JSON.encode(self.to_structured()).encode("utf-8")
         return KafkaRecord(key=binary.key, value=value,
                            headers=((CONTENT_TYPE_HEADER, STRUCTURED_CONTENT_TYPE.encode()),))
 

@@ -39,7 +39,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager, Protocol, runtime_checkable
+from typing import Any, ContextManager, Protocol, TypeVar, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from edxml.errors import GatewayError
@@ -57,6 +57,7 @@ REASONS: dict[str, str] = {
 }
 
 _CHUNK = 1024 * 1024
+_P = TypeVar("_P", str, Path)
 _OBJECTS, _ARCHIVE, _TMP = "objects", "archive", "tmp"
 # Reading a reference: these mean "no such file" rather than "the file system is broken".
 _MISSING_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG}
@@ -151,6 +152,11 @@ class FileStore:
             for agency, roots in (agency_roots or {}).items()}
         real_root = Path(os.path.realpath(self.root))
         self._never = (real_root / _ARCHIVE, real_root / _TMP)
+        # The same places as strings, for the archive step's path arithmetic (pathlib's parsing
+        # was most of its Python).
+        self._root_str = str(self.root)
+        self._root_prefix = self._root_str.rstrip("/") + "/"
+        self._tmp_str = self._root_prefix + _TMP
         self._secret_inodes: frozenset[tuple[int, int]] = frozenset(
             _inode(Path(p)) for p in secret_files if _inode(Path(p)) is not None)  # type: ignore[misc]
 
@@ -224,28 +230,7 @@ class FileStore:
         """An open, read-only descriptor of the referenced regular file whose size is the one
         the event gives; refused if it is not beneath the roots without any symlink."""
         uri = ref.uri
-        path = self._path_of(uri)
-        roots = self.roots_for(agency)
-        rel = None
-        for configured, real in roots:
-            for form in (configured, real):
-                if path == form:
-                    raise StoreError("store.missing", f"{_short(uri)} is a directory, not a "
-                                     "regular file", where=_short(uri))
-                if path.is_relative_to(form):
-                    rel, base = path.parts[len(form.parts):], real
-                    break
-            if rel is not None:
-                break
-        if rel is None:
-            whose = "the sending agency's attachment roots" if agency is not None \
-                else "the store and the allowed roots"
-            raise StoreError("store.forbidden", f"{_short(uri)} is not beneath {whose}",
-                             where=_short(uri))
-        if any(path.is_relative_to(n) or Path(base, *rel).is_relative_to(n)
-               for n in self._never):
-            raise StoreError("store.forbidden", f"{_short(uri)} names the gateway's archive or "
-                             "scratch area", where=_short(uri))
+        base, rel = self._locate(uri, agency)
         fd = _open_beneath(base, rel, uri)
         try:
             info = os.fstat(fd)
@@ -263,7 +248,37 @@ class FileStore:
             raise
         return fd
 
-    def _path_of(self, uri: str) -> Path:
+    def _locate(self, uri: str, agency: str | None) -> tuple[Path, tuple[str, ...]]:
+        """The real root a reference lies beneath and the parts of its path below it; refused
+        if it is beneath none of the roots, names a root itself, or the archive or scratch."""
+        # The path's parts, compared as tuples with the roots' (pathlib's `==` and
+        # `is_relative_to` are these comparisons, less the parsing on every call).
+        path = self._parts_of(uri)
+        roots = self.roots_for(agency)
+        rel = None
+        for configured, real in roots:
+            for form in (configured.parts, real.parts):
+                if path == form:
+                    raise StoreError("store.missing", f"{_short(uri)} is a directory, not a "
+                                     "regular file", where=_short(uri))
+                if path[:len(form)] == form:
+                    rel, base = path[len(form):], real
+                    break
+            if rel is not None:
+                break
+        if rel is None:
+            whose = "the sending agency's attachment roots" if agency is not None \
+                else "the store and the allowed roots"
+            raise StoreError("store.forbidden", f"{_short(uri)} is not beneath {whose}",
+                             where=_short(uri))
+        opened = base.parts + rel
+        if any(path[:len(n.parts)] == n.parts or opened[:len(n.parts)] == n.parts
+               for n in self._never):
+            raise StoreError("store.forbidden", f"{_short(uri)} names the gateway's archive or "
+                             "scratch area", where=_short(uri))
+        return base, rel
+
+    def _path_of_text(self, uri: str) -> str:
         where = _short(uri)
         if not isinstance(uri, str) or "\x00" in uri:
             raise StoreError("store.forbidden", "the reference is not a usable URI", where=where)
@@ -283,7 +298,17 @@ class FileStore:
                              where=where)
         if ".." in raw.split("/"):
             raise StoreError("store.forbidden", "the path contains '..'", where=where)
-        return Path(raw)
+        return raw
+
+    def _parts_of(self, uri: str) -> tuple[str, ...]:
+        """`Path(raw).parts` of the reference's path, without building the Path for a plain
+        path (no empty or '.' component, which pathlib would drop or keep as '//')."""
+        raw = self._path_of_text(uri)
+        parts = raw.split("/")
+        parts[0] = "/"
+        if all(parts[1:]) and "." not in parts:
+            return tuple(parts)
+        return Path(raw).parts
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -314,14 +339,30 @@ class FileStore:
     def path_for(self, area: str, sha256: str) -> Path:
         """Where the file with this SHA-256 lives in `objects` or `archive`."""
         if area not in (_OBJECTS, _ARCHIVE) or len(sha256) != 64 or \
-                any(c not in "0123456789abcdef" for c in sha256):
+                sha256.strip("0123456789abcdef"):   # left over: a character that is not hex
             raise ValueError("area must be objects/archive and sha256 64 lower-case hex digits")
         return self.root / area / sha256[:2] / sha256
 
     def _in_scratch(self, src: Path) -> bool:
-        scratch = self.root / _TMP
-        return Path(os.path.abspath(src)).is_relative_to(scratch) \
-            and Path(os.path.realpath(src)).is_relative_to(os.path.realpath(scratch))
+        scratch = self._tmp_str
+        path = os.path.abspath(src)
+        if path != scratch and not path.startswith(scratch + "/"):
+            return False
+        # Beneath the scratch area by name; it is really there unless a component below the
+        # scratch directory is a symlink (then the full resolution decides, as always).
+        # lstat of those few components instead of `realpath`'s walk of the whole path.
+        here = scratch
+        for part in path[len(scratch) + 1:].split("/") if path != scratch else ():
+            here = here + "/" + part
+            try:
+                if stat.S_ISLNK(os.lstat(here).st_mode):
+                    break
+            except OSError:
+                break
+        else:
+            # realpath(src) is then realpath(scratch) followed by these same components.
+            return True
+        return _is_relative_to(os.path.realpath(src), os.path.realpath(scratch))
 
     def _link(self, src: Path, area: str, label: str) -> StoredRef | None:
         """Publish `src` under `area` by a hard link instead of a copy: hashed, made durable and
@@ -344,16 +385,18 @@ class FileStore:
                     raise
                 return None     # changed while read
             size, sha = info.st_size, digest.hexdigest()
-            final = self.path_for(area, sha)
-            self._ensure_dir(final.parent)
+            # path_for's place, as a string (sha is hexdigest's own lower-case hex).
+            parent = f"{self._root_prefix}{area}/{sha[:2]}"
+            final = f"{parent}/{sha}"
+            self._ensure_dir(parent)
             if _same_size(final, size):
-                return _ref(final, sha, size)
+                return _ref(Path(final), sha, size)
             try:
                 os.fchmod(fd, 0o444)
                 os.fsync(fd)
             except OSError as exc:
                 raise unavailable(exc, f"write {label} to", final) from None
-            tmp = self._ensure_dir(self.root / _TMP) / f".{area}-{uuid.uuid4().hex}"
+            tmp = f"{self._ensure_dir(self._tmp_str)}/.{area}-{uuid.uuid4().hex}"
             try:
                 os.link(src, tmp, follow_symlinks=False)
             except OSError:
@@ -368,8 +411,8 @@ class FileStore:
                 _unlink_quietly(tmp)
         finally:
             os.close(fd)
-        _fsync_dir(final.parent)
-        return _ref(final, sha, size)
+        _fsync_dir(parent)
+        return _ref(Path(final), sha, size)
 
     def _store(self, src: Path, area: str, label: str, move: bool) -> StoredRef:
         tmp_dir = self._ensure_dir(self.root / _TMP)
@@ -411,7 +454,11 @@ class FileStore:
         finally:
             _unlink_quietly(tmp)
 
-    def _ensure_dir(self, path: Path) -> Path:
+    def _ensure_dir(self, path: _P) -> _P:
+        with contextlib.suppress(OSError):
+            if stat.S_ISDIR(os.stat(path).st_mode):
+                return path     # the usual case: one stat, no pathlib
+        path = Path(path)   # type: ignore[assignment]
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -589,6 +636,10 @@ def _both(root: str | os.PathLike[str]) -> tuple[Path, Path]:
     return Path(os.path.abspath(root)), Path(os.path.realpath(root))
 
 
+def _is_relative_to(path: str, base: str) -> bool:
+    return Path(path).is_relative_to(base)
+
+
 def _inode(path: Path) -> tuple[int, int] | None:
     try:
         info = os.stat(path)
@@ -606,11 +657,11 @@ def _ref(path: Path, digest: str, size: int) -> StoredRef:
     return StoredRef(uri=path.as_uri(), sha256=digest, size=size, path=path)
 
 
-def _same_size(path: Path, size: int) -> bool:
+def _same_size(path: Path | str, size: int) -> bool:
     # Objects appear only by atomic rename of a complete file named by its hash, so an existing
     # one with the right size is the same content.
     try:
-        return path.stat().st_size == size
+        return os.stat(path).st_size == size
     except FileNotFoundError:
         return False
     except OSError as exc:

@@ -125,8 +125,13 @@ def format_time(moment: datetime) -> str:
 
 def canonical_json(record: dict[str, Any]) -> bytes:
     """The bytes that are hashed: sorted keys, no whitespace, UTF-8, non-ASCII kept."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return _CANONICAL_JSON.encode(record).encode("utf-8")
+
+
+#: json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+#: allow_nan=False), its encoder made once instead of per call.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                   allow_nan=False)
 
 
 def record_hash(record: dict[str, Any]) -> str:

@@ -29,6 +29,9 @@ from connectors.kafka import KafkaSettings, iter_topic
 INTENT, SENT, FAILED = "intent", "sent", "failed"
 
 
+#: json.dumps(..., ensure_ascii=False, separators=(",", ":")), its encoder made once.
+_LEDGER_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 @dataclass(frozen=True)
 class LedgerEntry:
     event_id: str
@@ -47,8 +50,7 @@ class LedgerEntry:
 
     def to_bytes(self) -> bytes:
         # Flat fields: no need for asdict's deep copy.
-        return json.dumps({name: getattr(self, name) for name in _FIELDS}, ensure_ascii=False,
-                          separators=(",", ":")).encode()
+        return _LEDGER_JSON.encode({name: getattr(self, name) for name in _FIELDS}).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LedgerEntry | None:

@@ -119,7 +119,8 @@ _UNPADDED_HEX = tuple(format(b, "x") for b in range(256))
 
 
 def hmac_hex(secret: str, text: str) -> str:
-    return hmac.new(secret.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).hexdigest()
+    # hmac.digest: the one-shot C path, the same bytes as hmac.new(...).digest().
+    return hmac.digest(secret.encode("utf-8"), text.encode("utf-8"), "sha256").hex()
 
 
 DIALECTS = ("reference", "standard")
@@ -143,47 +144,69 @@ def sign_headers(*, systemid: str, secret: str, now: datetime, content_type: str
     if dialect not in DIALECTS:
         raise ValueError(f"unknown wire dialect {dialect!r}")
     stamp = format_timestamp(now)
-    if dialect == "reference":
-        # The reference client fills its map with systemid, the call's own parameters, then
-        # timestamp and Content-Type; only the HashMap's iteration order reaches the wire.
-        entries: dict[str, str] = {"systemid": systemid}
-        base = ("systemid", "timestamp", "Content-Type")
-    else:
-        entries = {"systemid": systemid, "timestamp": stamp, "Content-Type": content_type}
-        base = ()
-    late = dict(late_params or {})
-    for name, value in [*(params or {}).items(), *late.items()]:
-        if any(name.lower() == existing.lower() for existing in (*entries, *base)):
-            raise ValueError(f"header {name!r} given twice")
-        entries[name] = value
-    if dialect == "reference":
-        for name in late:
-            entries[name] = entries.pop(name)
-        entries = {"systemid": systemid, **{n: v for n, v in entries.items() if n not in late},
-                   "timestamp": stamp, "Content-Type": content_type,
-                   **{n: entries[n] for n in late}}
-        entries = {name: entries[name] for name in java_hashmap_order(list(entries))}
-    for name, value in entries.items():
-        if not _HEADER_NAME_RE.match(name):
+    params = params or {}
+    late = late_params or {}
+    # What depends only on the names (their order on the wire, the duplicate and token checks)
+    # is worked out once per set of names: every call of one operation has the same set.
+    order, prefixed, key_list, bad_name = _plan(dialect, tuple(params), tuple(late))
+    values = {"systemid": systemid, "timestamp": stamp, "Content-Type": content_type,
+              **params, **late}
+    signed: dict[str, str] = {}
+    for i, name in enumerate(order):
+        if i == bad_name:
             raise ValueError(f"header name {name!r} is not an HTTP token")
+        value = values[name]
         if not value.isascii() or not value.isprintable():
             raise ValueError(f"value of header {name!r} is not printable ASCII")
-    signed = {PREFIX + name: value for name, value in entries.items()}
-    text = json.dumps(signed, separators=(",", ":"), ensure_ascii=True)
+        signed[prefixed[i]] = value
+    if bad_name is not None:    # a bad name is always one of `order`: unreachable
+        raise AssertionError(bad_name)
+    text = _JSON_ASCII.encode(signed)
     if dialect == "reference":
         headers: dict[str, str] = {"Content-Type": content_type} if content_type_first else {}
-        for name, value in entries.items():
+        for name, pname in zip(order, prefixed):
             if name == "Content-Type" and not content_type_first:
-                headers["Content-Type"] = value
-            headers[PREFIX + name] = value
+                headers["Content-Type"] = content_type
+            headers[pname] = signed[pname]
     else:
-        headers = dict(entries)
+        headers = {name: signed[pname] for name, pname in zip(order, prefixed)}
         headers.update(signed)
-    headers[SIGN_HEADER_KEY] = ";".join(entries)
+    headers[SIGN_HEADER_KEY] = key_list
     headers[SIGN_HEADER] = text
     headers[HASH_HEADER] = hmac_hex(secret, text)
     headers[VERSION_HEADER] = VERSION
     return headers
+
+
+#: `json.dumps(..., separators=(",", ":"), ensure_ascii=True)`, its encoder made once.
+_JSON_ASCII = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(dialect: str, params: tuple[str, ...], late: tuple[str, ...]
+          ) -> tuple[tuple[str, ...], tuple[str, ...], str, int | None]:
+    """For one set of names: their order in the signed map, the prefixed names, the key list,
+    and the index (in that order) of the first name that is not an HTTP token, if any. Raises
+    ValueError for a name given twice (case-insensitively), naming the first repeat."""
+    seen = {"systemid", "timestamp", "content-type"}
+    for name in (*params, *late):
+        folded = name.lower()
+        if folded in seen:
+            raise ValueError(f"header {name!r} given twice")
+        seen.add(folded)
+    late_set = set(late)
+    if dialect == "reference":
+        # The reference client fills its map with systemid, the call's own parameters, then
+        # timestamp and Content-Type (and updateStatus's late `status`); only the HashMap's
+        # iteration order reaches the wire.
+        names = ("systemid", *(n for n in params if n not in late_set), "timestamp",
+                 "Content-Type", *late)
+        order = tuple(java_hashmap_order(list(names)))
+    else:
+        order = ("systemid", "timestamp", "Content-Type", *params,
+                 *(n for n in late if n not in params))
+    bad = next((i for i, name in enumerate(order) if not _HEADER_NAME_RE.match(name)), None)
+    return order, tuple(PREFIX + name for name in order), ";".join(order), bad
 
 
 class AuthFailure(Exception):

@@ -52,6 +52,8 @@ STANDARD_USER_AGENT = "edoc-gateway"
 ACCEPT_ENCODING = "gzip,deflate"
 #: The body of the reference client's calls that carry nothing.
 EMPTY_JSON = b"{}"
+#: `json.dumps(..., separators=(",", ":"))`, its encoder made once instead of per call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 class MessageType(str, Enum):
@@ -306,9 +308,8 @@ class AxisClient:
                         to: Sequence[str] = (), sha256: str | None = None) -> SendResult:
         """Upload one package file; `sha256` (standard hex of the file) is computed in a
         streaming pass if not given."""
-        path = Path(package)
-        size = path.stat().st_size
-        digest = sha256.lower() if sha256 else await asyncio.to_thread(sha256_file, path)
+        size = os.stat(package).st_size
+        digest = sha256.lower() if sha256 else await asyncio.to_thread(sha256_file, package)
         if isinstance(to, str):
             to = [to]
         if self._reference:
@@ -321,7 +322,7 @@ class AxisClient:
             params = {"servicetype": SERVICE_TYPE, "messagetype": MessageType(messagetype).value,
                       "hash-file": hash_file, "from": from_organ}
             if to:
-                params["to"] = json.dumps(list(to), separators=(",", ":"))
+                params["to"] = _COMPACT_JSON.encode(list(to))
             trailer = b"\r\n"
         else:
             hash_file = digest
@@ -330,11 +331,15 @@ class AxisClient:
             if to:
                 params["to"] = ",".join(to)
             trailer = b""
-        with path.open("rb") as fh:
+        with open(package, "rb") as fh:
             if size <= self._config.chunk_size:
                 # One chunk's worth: read at once (cheaper than a thread hop per chunk); the
-                # Content-Length is what was read.
-                body = fh.read(self._config.chunk_size + 1) + trailer
+                # Content-Length is what was read. Asking for the size the file has (+1) spares
+                # a chunk-sized buffer per call; a file grown since is read on to the same limit.
+                body = fh.read(size + 1)
+                if len(body) > size:
+                    body += fh.read(self._config.chunk_size - size)
+                body += trailer
                 payload: Any = aiohttp.payload.BytesPayload(body, content_type=OCTET_TYPE)
                 length = len(body)
             else:
@@ -474,15 +479,10 @@ class AxisClient:
         """The body of a call that carries nothing: `{}` in the reference form."""
         return EMPTY_JSON if self._reference else None
 
-    @contextlib.asynccontextmanager
-    async def _exchange(self, op: str, method: str, params: Mapping[str, str], *,
-                        content_type: str = JSON_TYPE, data: Any = None,
-                        timeout: aiohttp.ClientTimeout | None = None,
-                        content_length: int | None = None,
-                        late_params: Mapping[str, str] | None = None
-                        ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """One signed request; aiohttp and timeout errors raised while it or the caller's body
-        runs are translated to AxisError."""
+    def _request_headers(self, op: str, method: str, params: Mapping[str, str], *,
+                         content_type: str, data: Any, content_length: int | None,
+                         late_params: Mapping[str, str] | None) -> dict[str, str]:
+        """The complete header map of one signed request."""
         upload = content_type == OCTET_TYPE
         try:
             headers = sign_headers(systemid=self._config.systemid, secret=self._config.secret,
@@ -505,6 +505,20 @@ class AxisClient:
         if not upload:
             # We decode these (`_decoded_chunks`); the reference client asks for them too.
             headers["Accept-Encoding"] = ACCEPT_ENCODING
+        return headers
+
+    @contextlib.asynccontextmanager
+    async def _exchange(self, op: str, method: str, params: Mapping[str, str], *,
+                        content_type: str = JSON_TYPE, data: Any = None,
+                        timeout: aiohttp.ClientTimeout | None = None,
+                        content_length: int | None = None,
+                        late_params: Mapping[str, str] | None = None
+                        ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One signed request; aiohttp and timeout errors raised while it or the caller's body
+        runs are translated to AxisError."""
+        headers = self._request_headers(op, method, params, content_type=content_type,
+                                        data=data, content_length=content_length,
+                                        late_params=late_params)
         session = self._get_session()
         started = time.monotonic()
         status: int | None = None
@@ -515,32 +529,47 @@ class AxisClient:
                 status = resp.status
                 yield resp
         except AxisError as exc:
-            log.debug("axis.call", operation=op, outcome=exc.reason, http_status=status,
-                      seconds=round(time.monotonic() - started, 3))
+            _log_call(op, exc.reason, status, started)
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError) as exc:
             error = translate_exception(exc, op)
-            log.debug("axis.call", operation=op, outcome=error.reason, http_status=status,
-                      seconds=round(time.monotonic() - started, 3))
+            _log_call(op, error.reason, status, started)
             raise error from exc
         else:
-            log.debug("axis.call", operation=op, outcome="ok", http_status=status,
-                      seconds=round(time.monotonic() - started, 3))
+            _log_call(op, "ok", status, started)
 
     async def _json_call(self, op: str, method: str, params: Mapping[str, str], *,
                          content_type: str = JSON_TYPE, data: Any = None,
                          timeout: aiohttp.ClientTimeout | None = None,
                          content_length: int | None = None,
                          late_params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        async with self._exchange(op, method, params, content_type=content_type, data=data,
-                                  timeout=timeout, content_length=content_length,
-                                  late_params=late_params) as resp:
-            body = await self._read_capped(resp, op)
-            if resp.status >= 300:
-                raise _http_error(op, resp.status, body)
-            answer = _decode_json(op, body, resp.status)
-            _check_status(op, answer, resp.status)
-            return answer
+        # `_exchange` written out, without the context manager's generator (every call of the
+        # send path goes through here): the same request, the same translation of errors.
+        headers = self._request_headers(op, method, params, content_type=content_type,
+                                        data=data, content_length=content_length,
+                                        late_params=late_params)
+        session = self._get_session()
+        started = time.monotonic()
+        status: int | None = None
+        try:
+            async with session.request(method, f"{self._base}/{op}", headers=headers, data=data,
+                                       timeout=timeout or self._timeout,
+                                       allow_redirects=False) as resp:
+                status = resp.status
+                body = await self._read_capped(resp, op)
+                if status >= 300:
+                    raise _http_error(op, status, body)
+                answer = _decode_json(op, body, status)
+                _check_status(op, answer, status)
+        except AxisError as exc:
+            _log_call(op, exc.reason, status, started)
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            error = translate_exception(exc, op)
+            _log_call(op, error.reason, status, started)
+            raise error from exc
+        _log_call(op, "ok", status, started)
+        return answer
 
     async def _read_capped(self, resp: aiohttp.ClientResponse, op: str, *,
                            chunks: AsyncIterator[bytes] | None = None) -> bytes:
@@ -567,6 +596,11 @@ _AUTH_HINTS = re.compile(r"xac thuc|xác thực|hmac|unauthori[sz]ed|authenticat
                          re.IGNORECASE)
 _TRANSIENT_HINTS = re.compile(r"thu lai sau|thử lại sau|qua tai|quá tải|timeout|time out|"
                               r"tam thoi|tạm thời|temporar|try again|busy", re.IGNORECASE)
+
+
+def _log_call(op: str, outcome: str, http_status: int | None, started: float) -> None:
+    log.debug("axis.call", operation=op, outcome=outcome, http_status=http_status,
+              seconds=round(time.monotonic() - started, 3))
 
 
 def _decode_json(op: str, body: bytes, http_status: int) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from connectors.store import AttachmentStore, FileStore, StoreError, StoredRef
 
@@ -470,3 +472,124 @@ def test_a_copy_checks_the_size_on_the_bytes_read(tmp_path: Path, actual: int) -
         os.close(fd)
     assert caught.value.reason == "store.size_mismatch"
     assert caught.value.message == "f does not match the size in the event"
+
+
+def _in_scratch_by_realpath(store: FileStore, src: Path) -> bool:
+    """The plain definition `_in_scratch` answers more cheaply."""
+    scratch = store.root / "tmp"
+    return Path(os.path.abspath(src)).is_relative_to(scratch) \
+        and Path(os.path.realpath(src)).is_relative_to(os.path.realpath(scratch))
+
+
+def test_in_scratch_decides_as_the_full_resolution_does(store: FileStore,
+                                                        tmp_path: Path) -> None:
+    scratch = store.scratch()
+    outside = tmp_path / "outside"
+    write(outside / "package.edxml", b"x")
+    write(scratch / "work" / "package.edxml", b"x")
+    (scratch / "out").symlink_to(outside)               # a directory link leading out
+    (scratch / "in").symlink_to(scratch / "work")       # a directory link staying inside
+    (scratch / "leaf").symlink_to(outside / "package.edxml")
+    (scratch / "dangling").symlink_to(tmp_path / "nowhere")
+    outside_link = tmp_path / "to-scratch"
+    outside_link.symlink_to(scratch)
+    candidates = [
+        scratch, scratch / "work", scratch / "work" / "package.edxml",
+        scratch / "missing" / "package.edxml", scratch / "out" / "package.edxml",
+        scratch / "in" / "package.edxml", scratch / "leaf", scratch / "dangling",
+        scratch / "work" / ".." / "out" / "package.edxml", outside / "package.edxml",
+        outside_link / "work" / "package.edxml", store.root, store.root / "tmpx" / "a",
+        Path(os.path.relpath(scratch / "work" / "package.edxml")),
+    ]
+    answers = {str(c): store._in_scratch(c) for c in candidates}
+    assert answers == {str(c): _in_scratch_by_realpath(store, c) for c in candidates}
+    assert answers[str(scratch / "work" / "package.edxml")] is True
+    assert answers[str(scratch / "out" / "package.edxml")] is False
+    assert answers[str(scratch / "leaf")] is False
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789abcdefABCDEF-g x\u00e9", min_size=60, max_size=68))
+def test_path_for_accepts_exactly_64_lower_case_hex_digits(sha: str) -> None:
+    store = FileStore("store-root-never-created")
+    plain = len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)
+    try:
+        store.path_for("archive", sha)
+    except ValueError:
+        assert not plain
+    else:
+        assert plain
+
+
+def test_archiving_recreates_an_area_removed_meanwhile(store: FileStore) -> None:
+    first = write(store.scratch() / "a" / "package.edxml", b"one")
+    store.archive_package(first)
+    shutil.rmtree(store.root / "archive")
+    second = write(store.scratch() / "b" / "package.edxml", b"two")
+    stored = store.archive_package(second)
+    assert stored.path.read_bytes() == b"two"
+    assert stored.path == store.path_for("archive", hashlib.sha256(b"two").hexdigest())
+    assert stored.uri == stored.path.as_uri()
+
+
+def _located_by_pathlib(store: FileStore, uri: str, agency: str | None) -> object:
+    """Where `_locate` must put a reference, by the pathlib comparisons it replaces."""
+    try:
+        path = Path(store._path_of_text(uri))
+    except StoreError as exc:
+        return (exc.reason, exc.message, exc.where)
+    for configured, real in store.roots_for(agency):
+        for form in (configured, real):
+            if path == form:
+                return ("store.missing", "directory")
+            if path.is_relative_to(form):
+                rel, base = path.parts[len(form.parts):], real
+                if any(path.is_relative_to(n) or Path(base, *rel).is_relative_to(n)
+                       for n in store._never):
+                    return ("store.forbidden", "archive or scratch")
+                return (base, tuple(rel))
+    return ("store.forbidden", "not beneath")
+
+
+def _located(store: FileStore, uri: str, agency: str | None) -> object:
+    try:
+        return store._locate(uri, agency)
+    except StoreError as exc:
+        if "is a directory" in exc.message:
+            return ("store.missing", "directory")
+        if "archive or scratch" in exc.message:
+            return ("store.forbidden", "archive or scratch")
+        if "is not beneath" in exc.message:
+            return ("store.forbidden", "not beneath")
+        return (exc.reason, exc.message, exc.where)
+
+
+_SEGMENT = st.sampled_from(["", ".", "..", "a", "b", "share", "tmp", "archive", "store",
+                            "att.pdf", "x%2Fy", "%2E", "é"])
+
+
+@pytest.fixture
+def located_store(tmp_path: Path) -> FileStore:
+    real = tmp_path / "real-share"
+    (real / "a").mkdir(parents=True)
+    (tmp_path / "share").symlink_to(real)         # the configured form is a link to the real
+    (tmp_path / "store").mkdir()
+    return FileStore(tmp_path / "store", [tmp_path / "allowed"],
+                     agency_roots={"G01": [tmp_path / "share"], "ROOT": ["/"]})
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])   # it is only read
+@given(prefix=st.sampled_from(["share", "real-share", "store", "store/tmp", "store/archive",
+                               "allowed", "elsewhere", ""]),
+       segments=st.lists(_SEGMENT, max_size=4), slashes=st.sampled_from(["/", "//", "/./"]),
+       agency=st.sampled_from(["G01", "ROOT", None, "nobody"]),
+       host=st.sampled_from(["", "localhost"]), trailing=st.sampled_from(["", "/", "/."]))
+def test_locate_decides_as_the_pathlib_comparisons(located_store: FileStore, prefix: str,
+                                                   segments: list[str], slashes: str,
+                                                   agency: str | None, host: str,
+                                                   trailing: str) -> None:
+    base = str(located_store.root.parent) + ("/" + prefix if prefix else "")
+    uri = f"file://{host}" + base + (slashes + slashes.join(segments) if segments else "") \
+        + trailing
+    assert _located(located_store, uri, agency) == _located_by_pathlib(located_store, uri, agency)

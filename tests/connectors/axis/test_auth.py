@@ -4,6 +4,7 @@ and what the client actually puts on the wire."""
 from __future__ import annotations
 
 import hashlib
+import json
 import hmac
 from datetime import datetime, timedelta, timezone
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from connectors.axis import AxisClient, AxisClientConfig
+from connectors.axis import auth
 from connectors.axis.auth import (AuthFailure, format_timestamp, hex_without_padding,
                                   java_hashmap_order, java_string_hash, parse_timestamp,
                                   sign_headers, verify_headers)
@@ -182,3 +184,84 @@ def test_hashmap_order_is_the_definition_however_often_asked(names: list[str]) -
 @given(st.binary(max_size=64))
 def test_unpadded_hex_is_javas_to_hex_string_of_each_byte(digest: bytes) -> None:
     assert hex_without_padding(digest) == "".join(format(b, "x") for b in digest)
+
+
+
+def _sign_headers_plain(*, systemid: str, secret: str, now: datetime, content_type: str,
+                 params: Mapping[str, str] | None = None, dialect: str = "standard",
+                 content_type_first: bool = False,
+                 late_params: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`sign_headers` as it was first written, entry by entry: the definition."""
+    if dialect not in auth.DIALECTS:
+        raise ValueError(f"unknown wire dialect {dialect!r}")
+    stamp = format_timestamp(now)
+    if dialect == "reference":
+        # The reference client fills its map with systemid, the call's own parameters, then
+        # timestamp and Content-Type; only the HashMap's iteration order reaches the wire.
+        entries: dict[str, str] = {"systemid": systemid}
+        base = ("systemid", "timestamp", "Content-Type")
+    else:
+        entries = {"systemid": systemid, "timestamp": stamp, "Content-Type": content_type}
+        base = ()
+    late = dict(late_params or {})
+    for name, value in [*(params or {}).items(), *late.items()]:
+        if any(name.lower() == existing.lower() for existing in (*entries, *base)):
+            raise ValueError(f"header {name!r} given twice")
+        entries[name] = value
+    if dialect == "reference":
+        for name in late:
+            entries[name] = entries.pop(name)
+        entries = {"systemid": systemid, **{n: v for n, v in entries.items() if n not in late},
+                   "timestamp": stamp, "Content-Type": content_type,
+                   **{n: entries[n] for n in late}}
+        entries = {name: entries[name] for name in java_hashmap_order(list(entries))}
+    for name, value in entries.items():
+        if not auth._HEADER_NAME_RE.match(name):
+            raise ValueError(f"header name {name!r} is not an HTTP token")
+        if not value.isascii() or not value.isprintable():
+            raise ValueError(f"value of header {name!r} is not printable ASCII")
+    signed = {auth.PREFIX + name: value for name, value in entries.items()}
+    text = json.dumps(signed, separators=(",", ":"), ensure_ascii=True)
+    if dialect == "reference":
+        headers: dict[str, str] = {"Content-Type": content_type} if content_type_first else {}
+        for name, value in entries.items():
+            if name == "Content-Type" and not content_type_first:
+                headers["Content-Type"] = value
+            headers[auth.PREFIX + name] = value
+    else:
+        headers = dict(entries)
+        headers.update(signed)
+    headers[auth.SIGN_HEADER_KEY] = ";".join(entries)
+    headers[auth.SIGN_HEADER] = text
+    headers[auth.HASH_HEADER] = hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+    headers[auth.VERSION_HEADER] = auth.VERSION
+    return headers
+
+
+_NAME = st.text(alphabet="abcdeFGT-_.:; Ăé", min_size=1, max_size=8) | st.sampled_from(
+    ["from", "to", "docId", "DocId", "status", "hash-file", "servicetype", "messagetype",
+     "timestamp", "Content-Type", "systemid", "SYSTEMID"])
+_VALUE = st.text(alphabet=st.characters(max_codepoint=0x17F), max_size=12) | st.text(
+    alphabet="0123456789abcdef\"\\{}[],:", max_size=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(dialect=st.sampled_from(["reference", "standard"]),
+       params=st.dictionaries(_NAME, _VALUE, max_size=6),
+       late=st.dictionaries(_NAME, _VALUE, max_size=2),
+       first=st.booleans(), systemid=_VALUE,
+       content_type=st.sampled_from(["application/json", "application/octet-stream", "x\u00e9"]))
+def test_sign_headers_writes_what_the_entry_by_entry_definition_writes(
+        dialect, params, late, first, systemid, content_type):
+    now = datetime(2026, 12, 2, 16, 0, 0, 123456, tzinfo=timezone.utc)
+    outcomes = []
+    for fn in (sign_headers, _sign_headers_plain):
+        try:
+            headers = fn(systemid=systemid, secret="bí mật", now=now, content_type=content_type,
+                         params=params, dialect=dialect, content_type_first=first,
+                         late_params=late or None)
+        except ValueError as exc:
+            outcomes.append(("error", str(exc)))
+        else:
+            outcomes.append(("ok", list(headers.items())))
+    assert outcomes[0] == outcomes[1]

@@ -265,3 +265,33 @@ def test_arbitrary_record_either_decodes_or_raises_envelope_error(
         CloudEvent.from_record(KafkaRecord(key, value, tuple(headers)))
     except EnvelopeError as exc:
         assert exc.reason in REASONS
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                 max_size=4),
+    max_leaves=12)
+
+
+def _outcome(encode, value):
+    try:
+        return ("ok", encode(value))
+    except ValueError as exc:        # NaN and the infinities: refused by both
+        return ("refused", type(exc), str(exc))
+
+
+@given(_JSON_VALUES)
+def test_the_encoders_made_once_write_what_json_dumps_writes(value: object) -> None:
+    from connectors import cloudevents
+    from gateway import audit, ledger
+
+    assert _outcome(cloudevents._DATA_JSON.encode, value) == _outcome(
+        lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
+        value)
+    assert _outcome(ledger._LEDGER_JSON.encode, value) == _outcome(
+        lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")), value)
+    if isinstance(value, dict):
+        assert _outcome(audit.canonical_json, value) == _outcome(
+            lambda v: json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                 allow_nan=False).encode("utf-8"), value)
