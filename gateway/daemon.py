@@ -301,8 +301,8 @@ async def run_daemon(config: GatewayConfig, *, stop: asyncio.Event | None = None
 
     async def on_assigned(partitions: frozenset[Any]) -> None:
         ledger.invalidate()
-        await ledger.reload()
-        log.info("gateway.ledger_loaded", entries=len(ledger))
+        if await ledger.load(stopping):
+            log.info("gateway.ledger_loaded", entries=len(ledger))
 
     async def on_revoked(partitions: frozenset[Any]) -> None:
         ledger.invalidate()

@@ -16,6 +16,7 @@ own for another document) must not be answered from, or overwrite, the other's e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -23,8 +24,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from connectors.cloudevents import KafkaRecord
 from connectors.kafka import KafkaSettings, iter_topic
+
+log = structlog.get_logger(__name__)
 
 INTENT, SENT, FAILED = "intent", "sent", "failed"
 
@@ -126,6 +131,30 @@ class Ledger:
                 entries[key] = mine
         self._entries = entries
         self._ready.set()
+
+    async def load(self, stopping: asyncio.Event, *, first_wait: float = 0.5,
+                   max_wait: float = 10.0) -> bool:
+        """`reload` until it succeeds (True) or `stopping` is set (False).
+
+        Runs when partitions are assigned: a record is judged only on a loaded ledger, so a
+        read that fails (the broker restarting, a slow start, a timeout) must not leave the
+        ledger unready for good - every outbound record would wait for it forever. Each failure
+        is logged and the read is made again, waiting longer each time up to `max_wait`."""
+        wait = first_wait
+        while True:
+            try:
+                await self.reload()
+                return True
+            except Exception as exc:  # noqa: BLE001 - whatever it was, read again
+                log.warning("gateway.ledger_reload_failed", reason=getattr(exc, "reason", None)
+                            or type(exc).__name__, error=str(exc), retry_in_seconds=wait)
+            if stopping.is_set():
+                return False
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), wait)
+            if stopping.is_set():
+                return False
+            wait = min(wait * 2, max_wait)
 
     @staticmethod
     def _apply(entries: dict[str, LedgerEntry], record: KafkaRecord) -> None:
