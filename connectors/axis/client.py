@@ -529,12 +529,10 @@ class AxisClient:
                 status = resp.status
                 yield resp
         except AxisError as exc:
-            _log_call(op, exc.reason, status, started)
+            _log_failed(op, exc, status, started)
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError) as exc:
-            error = translate_exception(exc, op)
-            _log_call(op, error.reason, status, started)
-            raise error from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise _log_failed(op, translate_exception(exc, op), status, started) from exc
         else:
             _log_call(op, "ok", status, started)
 
@@ -562,12 +560,10 @@ class AxisClient:
                 answer = _decode_json(op, body, status)
                 _check_status(op, answer, status)
         except AxisError as exc:
-            _log_call(op, exc.reason, status, started)
+            _log_failed(op, exc, status, started)
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError) as exc:
-            error = translate_exception(exc, op)
-            _log_call(op, error.reason, status, started)
-            raise error from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise _log_failed(op, translate_exception(exc, op), status, started) from exc
         _log_call(op, "ok", status, started)
         return answer
 
@@ -596,6 +592,16 @@ _AUTH_HINTS = re.compile(r"xac thuc|xác thực|hmac|unauthori[sz]ed|authenticat
                          re.IGNORECASE)
 _TRANSIENT_HINTS = re.compile(r"thu lai sau|thử lại sau|qua tai|quá tải|timeout|time out|"
                               r"tam thoi|tạm thời|temporar|try again|busy", re.IGNORECASE)
+
+
+# What a request can fail with below the axis's own answers (translated to AxisError).
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError)
+
+
+def _log_failed(op: str, error: AxisError, status: int | None, started: float) -> AxisError:
+    """Log a failed call (as `_log_call`) and return its error, to be raised."""
+    _log_call(op, error.reason, status, started)
+    return error
 
 
 def _log_call(op: str, outcome: str, http_status: int | None, started: float) -> None:
