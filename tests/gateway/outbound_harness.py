@@ -214,6 +214,23 @@ allowed_roots = ["{self.exports}"]
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def init_signing_worker(tmp_path: Path, organ_id: str, name: str) -> Any:
+    """Set this process up as a pool worker signing for `organ_id` with a fresh test PKI (for
+    calling `gateway.work` functions in-process); the agency's credential files."""
+    import signal
+
+    from gateway import work
+
+    files = init_test_pki(tmp_path / "pki", agencies=[(organ_id, name)]).agencies[organ_id]
+    interrupt = signal.getsignal(signal.SIGINT)  # init_worker ignores Ctrl-C, as workers do
+    try:
+        work.init_worker(work.WorkerSetup(keys=(work.KeySpec(organ_id, key=str(files.key),
+                                                             cert=str(files.cert)),)))
+    finally:
+        signal.signal(signal.SIGINT, interrupt)
+    return files
+
+
 def _event_id_of(event: CloudEvent) -> str | None:
     data = event.data if isinstance(event.data, dict) else {}
     if "event_id" in data:

@@ -619,19 +619,10 @@ def test_attachment_bytes_are_checked_against_the_claim_as_they_are_written(tmp_
     from edxml.jsonform import package_to_dict
     from edxml.model import Attachment, Code, DocumentPackage, DocumentType, MessageHeader, \
         Organization, PromulgationInfo
-    from edxml.pki import init_test_pki
     from gateway import work
+    from tests.gateway.outbound_harness import init_signing_worker
 
-    pki = init_test_pki(tmp_path / "pki", agencies=[(H55, "UBND tỉnh Thái Nguyên")])
-    files = pki.agencies[H55]
-    import signal
-
-    interrupt = signal.getsignal(signal.SIGINT)  # init_worker ignores Ctrl-C, as workers do
-    try:
-        work.init_worker(work.WorkerSetup(keys=(work.KeySpec(H55, key=str(files.key),
-                                                             cert=str(files.cert)),)))
-    finally:
-        signal.signal(signal.SIGINT, interrupt)
+    init_signing_worker(tmp_path, H55, "UBND tỉnh Thái Nguyên")
     pdf = tmp_path / "a.pdf"
     pdf.write_bytes(b"%PDF-1.4 the bytes on disk")
     header = MessageHeader(

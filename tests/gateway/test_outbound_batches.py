@@ -23,10 +23,9 @@ from hypothesis import strategies as st
 from connectors.cloudevents import KafkaRecord
 from edxml.jsonform import package_to_dict
 from edxml.model import Attachment
-from edxml.pki import init_test_pki
 from gateway import work
 from gateway.ledger import INTENT, SENT
-from tests.gateway.outbound_harness import (H55, SO_NOI_VU, OutboundHarness, attachment,
+from tests.gateway.outbound_harness import (H55, init_signing_worker, SO_NOI_VU, OutboundHarness, attachment,
                                             document, kinds, reasons, send_event)
 
 
@@ -284,16 +283,7 @@ class _FailFirst(HandOffs):
 
 
 def test_build_and_sign_many_answers_each_package_as_build_and_sign_would(tmp_path) -> None:
-    import signal
-
-    pki = init_test_pki(tmp_path / "pki", agencies=[(H55, "UBND tỉnh Thái Nguyên")])
-    files = pki.agencies[H55]
-    interrupt = signal.getsignal(signal.SIGINT)  # init_worker ignores Ctrl-C, as workers do
-    try:
-        work.init_worker(work.WorkerSetup(keys=(work.KeySpec(H55, key=str(files.key),
-                                                             cert=str(files.cert)),)))
-    finally:
-        signal.signal(signal.SIGINT, interrupt)
+    init_signing_worker(tmp_path, H55, "UBND tỉnh Thái Nguyên")
     pdf = tmp_path / "a.pdf"
     pdf.write_bytes(b"%PDF-1.4 the bytes on disk")
     sha = hashlib.sha256(pdf.read_bytes()).hexdigest()
